@@ -1,0 +1,188 @@
+"""`python -m kd train ...` trains a model from labels (e.g. a teacher) and `python -m kd distill ...`
+distils a student from a teacher. Every run appends a row to <results>/runs.csv and writes its per-epoch
+history to <results>/histories/<run_id>.csv. Input is checked before any compute is spent.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from kd import records
+from kd.data import DATASETS, balanced_subset, load_dataset
+from kd.errors import KDError
+from kd.models import create_model
+from kd.objectives import LOSSES, CrossEntropy, make_objective
+from kd.samplers import Shuffle
+from kd.teachers import TeacherLogits, get_teacher, load_checkpoint, teacher_spec, train_teacher
+from kd.train import Recipe, fit, resolve_device
+
+# Per-dataset default recipes: the papers' for CIFAR (mdistiller) and ImageNet; a short one for the
+# offline Fashion-MNIST scale.
+DEFAULT_RECIPES = {
+    "fashion_mnist": Recipe(epochs=10, batch_size=128, lr=0.05, weight_decay=5e-4, schedule="cosine"),
+    "cifar10": Recipe(epochs=240, batch_size=64, lr=0.05, weight_decay=5e-4, schedule="step",
+                      milestones=(150, 180, 210)),
+    "cifar100": Recipe(epochs=240, batch_size=64, lr=0.05, weight_decay=5e-4, schedule="step",
+                       milestones=(150, 180, 210)),
+    "imagefolder": Recipe(epochs=90, batch_size=256, lr=0.1, weight_decay=1e-4, schedule="step",
+                          milestones=(30, 60, 80)),
+}
+
+
+def _common(p: argparse.ArgumentParser):
+    g = p.add_argument_group("data")
+    g.add_argument("--dataset", default="fashion_mnist", help=f"one of {', '.join(DATASETS)}")
+    g.add_argument("--data-dir", help="dataset folder (default: $KD_DATA, then the Debian package path)")
+    g.add_argument("--subset-fraction", type=float, default=1.0,
+                   help="train on a seeded class-balanced fraction of the training set, in (0, 1]")
+    g = p.add_argument_group("optimisation (defaults: the dataset's recipe)")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--momentum", type=float)
+    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--schedule", choices=["cosine", "step"])
+    g.add_argument("--milestones", type=int, nargs="*", help="epochs after which a step schedule decays")
+    g.add_argument("--warmup-epochs", type=int)
+    g.add_argument("--eval-every", type=int)
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
+    g.add_argument("--results", type=Path, default=Path("results/cli"),
+                   help="folder for runs.csv and histories/ (default results/cli)")
+
+
+def _recipe(args) -> Recipe:
+    if args.dataset not in DATASETS:
+        raise KDError(f"Unknown dataset '{args.dataset}'. Valid datasets: {', '.join(DATASETS)}.")
+    base = DEFAULT_RECIPES[args.dataset].as_dict()
+    for key in base:
+        value = getattr(args, key, None)
+        if value is not None:
+            base[key] = value
+    base["milestones"] = tuple(base["milestones"])
+    return Recipe(**base).check()
+
+
+def _pool(data, fraction: float, seed: int) -> torch.Tensor:
+    if fraction == 1:
+        return torch.arange(data.num_train)
+    return balanced_subset(data.targets("train"), fraction, seed=seed)
+
+
+def _record(args, config: dict, result: dict, device):
+    row = records.make_row(config, result, args.seed, device)
+    records.write_history(args.results / "histories" / f"{row['run_id']}.csv", result["history"])
+    records.append_row(args.results / "runs.csv", row)
+    print(f"{config['kind']} done: test top-1 {result['final']['test_top1']:.2f} (best "
+          f"{result['best']['test_top1']:.2f} at epoch {result['best']['epoch']}), {result['wall_s']:.0f}s; "
+          f"row {row['run_id']} in {args.results / 'runs.csv'}")
+
+
+def cmd_train(args):
+    recipe = _recipe(args)
+    create_model(args.model, 10, 1, args.width)  # fails on a bad name before data is loaded
+    device = resolve_device(args.device)
+    data = load_dataset(args.dataset, args.data_dir, device)
+    spec = teacher_spec(args.model, data, args.subset_fraction, recipe, args.seed, args.width,
+                        args.label_smoothing)
+    _, info, result = train_teacher(spec, data, device)
+    _record(args, {"kind": "train", **spec}, result, device)
+    print(f"checkpoint: {info['path']} (use it with --teacher-ckpt, or --teacher {args.model} with the same "
+          f"options to reuse it)")
+
+
+def cmd_distill(args):
+    recipe = _recipe(args)
+    options = {k: getattr(args, k) for k in ("temperature", "alpha", "beta", "gamma", "warmup",
+                                             "ce_weight", "kd_weight", "stop_epoch")
+               if getattr(args, k) is not None}
+    if args.loss == "dist" and "temperature" in options:
+        options["tau"] = options.pop("temperature")
+    objective = make_objective(args.loss, recipe.epochs, **options)
+    if (args.teacher is None) == (args.teacher_ckpt is None):
+        raise KDError("Give the teacher either as a model name (--teacher, trained or loaded through the "
+                      "teacher cache) or as a checkpoint file (--teacher-ckpt), not both and not neither.")
+    create_model(args.student, 10, 1, args.width)
+    if args.teacher:
+        create_model(args.teacher, 10, 1, args.teacher_width)
+    if args.teacher_ckpt and not Path(args.teacher_ckpt).is_file():
+        raise KDError(f"Teacher checkpoint {args.teacher_ckpt} does not exist.")
+    device = resolve_device(args.device)
+    data = load_dataset(args.dataset, args.data_dir, device)
+    if args.teacher_ckpt:
+        teacher, info = load_checkpoint(args.teacher_ckpt, data, device)
+        teacher_config = {"checkpoint": str(args.teacher_ckpt), "arch": info["arch"]}
+    else:
+        t_recipe = Recipe(**{**recipe.as_dict(), "milestones": recipe.milestones,
+                             "epochs": args.teacher_epochs or recipe.epochs})
+        t_recipe.milestones = tuple(m for m in t_recipe.milestones if m <= t_recipe.epochs)
+        teacher_config = teacher_spec(args.teacher, data, args.teacher_subset_fraction, t_recipe.check(),
+                                      args.teacher_seed, args.teacher_width)
+        teacher, info = get_teacher(teacher_config, data, device)
+    print(f"teacher {info['arch']}: test top-1 {info['test_top1']:.2f} ({info['path']})")
+    torch.manual_seed(args.seed)
+    student = create_model(args.student, data.num_classes, data.in_chans, args.width)
+    config = {"kind": "distill", "dataset": data.identity(), "student": args.student, "width": args.width,
+              "teacher": teacher_config, "teacher_test_top1": info["test_top1"], "loss": args.loss,
+              "loss_options": options, "recipe": recipe.as_dict(), "pool_fraction": args.subset_fraction,
+              "seed": args.seed}
+    result, = fit([student], [objective], data, Shuffle(_pool(data, args.subset_fraction, args.seed),
+                  recipe.batch_size, args.seed), recipe, args.seed, TeacherLogits([teacher], data), device,
+                  name=f"{args.loss} {args.student}")
+    _record(args, config, result, device)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m kd", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model from labels (e.g. a teacher); cached for later distill")
+    p.add_argument("--model", required=True, help="CIFAR zoo (resnet8..110, resnet8x4, resnet32x4, wrn_*) or "
+                                                  "any timm model name")
+    p.add_argument("--width", type=float, default=1.0, help="channel width multiplier (CIFAR zoo)")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    _common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("distill", help="distil a student from a teacher")
+    p.add_argument("--student", required=True)
+    p.add_argument("--width", type=float, default=1.0, help="student width multiplier (CIFAR zoo)")
+    p.add_argument("--teacher", help="teacher model name, trained with the same recipe or loaded from cache")
+    p.add_argument("--teacher-width", type=float, default=1.0)
+    p.add_argument("--teacher-epochs", type=int, help="teacher training epochs (default: the student's)")
+    p.add_argument("--teacher-seed", type=int, default=0)
+    p.add_argument("--teacher-subset-fraction", type=float, default=1.0,
+                   help="the teacher's class-balanced training fraction (default: all)")
+    p.add_argument("--teacher-ckpt", help="a teacher checkpoint file instead of --teacher")
+    p.add_argument("--loss", default="kd", help=f"one of {', '.join(LOSSES)}")
+    p.add_argument("--temperature", type=float, help="T of KD and DKD, tau of DIST (default: the loss's)")
+    p.add_argument("--ce-weight", type=float)
+    p.add_argument("--kd-weight", type=float)
+    p.add_argument("--alpha", type=float, help="DKD's TCKD weight")
+    p.add_argument("--beta", type=float, help="DKD's NCKD weight, DIST's inter-class weight")
+    p.add_argument("--gamma", type=float, help="DIST's intra-class weight")
+    p.add_argument("--warmup", type=int, help="DKD's warm-up epochs")
+    p.add_argument("--stop-epoch", type=int, help="ESKD: switch the distillation term off after this epoch")
+    _common(p)
+    p.set_defaults(func=cmd_distill)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        for flag in ("subset_fraction", "teacher_subset_fraction"):
+            value = getattr(args, flag, 1.0)
+            if not 0 < value <= 1:
+                raise KDError(f"--{flag.replace('_', '-')} must be in (0, 1], got {value}.")
+        args.func(args)
+    except KDError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

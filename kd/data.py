@@ -1,0 +1,309 @@
+"""Datasets by name, held where training runs and augmented there in batches.
+
+Small datasets (Fashion-MNIST, CIFAR) live as uint8 tensors on the training device; random crop (with
+padding) and horizontal flip are one batched gather there, so there is no per-image PIL work in the loop.
+Every training view is identified by (sample index, view id), the view id encoding the crop offset and the
+flip; the views of an epoch are drawn for every sample from a generator seeded by (run seed, epoch), so a
+run is reproducible and two runs with the same seed see the same view of a sample in the same epoch
+(which the teacher-logit cache exploits). Sample indices always refer to the full training set.
+
+ImageNet-style trees go through torchvision's ImageFolder and a multi-worker DataLoader; their views
+(RandomResizedCrop) are not keyed.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from kd.errors import KDError
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+DEFAULT_DOWNLOAD_DIR = Path.home() / ".cache" / "kd" / "data"
+
+
+def stream_seed(*keys: int) -> int:
+    """A well-mixed 63-bit seed from integers such as (run seed, epoch, stream id)."""
+    return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def generator(*keys: int) -> torch.Generator:
+    return torch.Generator().manual_seed(stream_seed(*keys))
+
+
+@dataclass
+class Batch:
+    x: Tensor             # float, normalised, on the training device
+    y: Tensor             # labels
+    idx: Tensor           # indices into the full training (or test) split
+    view: Tensor | None   # view ids (see TensorData), None where views are not keyed
+
+
+class TensorData:
+    """A small image dataset as uint8 tensors on one device, with batched crop + flip augmentation.
+
+    View id v of a training sample: flip = v % 2 (if flips are on), offset = v // 2 (or v), and the crop
+    starts at row offset // (2*pad + 1), column offset % (2*pad + 1) of the zero-padded image. The
+    un-augmented view is `clean_view` (centre crop, no flip).
+    """
+
+    def __init__(self, name: str, train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor,
+                 num_classes: int, mean, std, pad: int, flip: bool = True):
+        self.name, self.num_classes, self.pad, self.flip = name, num_classes, pad, flip
+        n, h, w, c = train_x.shape  # NHWC uint8: a gather of (rows, cols) is then channels_last for free
+        self.in_chans, self.image_size = c, (h, w)
+        self.train_padded = F.pad(train_x, (0, 0, pad, pad, pad, pad))
+        self.test_x, self.train_y, self.test_y = test_x, train_y, test_y
+        self.mean = torch.tensor(mean, dtype=torch.float32)
+        self.std = torch.tensor(std, dtype=torch.float32)
+        self.side = 2 * pad + 1
+        self.num_views = self.side**2 * (2 if flip else 1)
+        self.clean_view = (pad * self.side + pad) * (2 if flip else 1)
+        self.device = train_x.device
+
+    def to(self, device) -> "TensorData":
+        for k in ("train_padded", "test_x", "train_y", "test_y", "mean", "std"):
+            setattr(self, k, getattr(self, k).to(device))
+        self.device = torch.device(device)
+        return self
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train_y)
+
+    def targets(self, split: str = "train") -> Tensor:
+        return self.train_y if split == "train" else self.test_y
+
+    def identity(self) -> str:
+        return f"{self.name}-pad{self.pad}-flip{int(self.flip)}"
+
+    def epoch_views(self, seed: int, epoch: int) -> Tensor:
+        """View id of every training sample in this epoch of a run with this seed."""
+        return torch.randint(self.num_views, (self.num_train,), generator=generator(seed, epoch, 1))
+
+    def _normalise(self, x_nhwc: Tensor) -> Tensor:
+        x = x_nhwc.permute(0, 3, 1, 2).float()  # NCHW shape, channels_last strides
+        return (x / 255.0 - self.mean.view(1, -1, 1, 1)) / self.std.view(1, -1, 1, 1)
+
+    def train_images(self, idx: Tensor, view: Tensor) -> Tensor:
+        """The given views of training samples: one gather for crop and flip together."""
+        h, w = self.image_size
+        flip = (view % 2).bool() if self.flip else torch.zeros_like(view, dtype=torch.bool)
+        offset = view // 2 if self.flip else view
+        dy, dx = offset // self.side, offset % self.side
+        ar_h = torch.arange(h, device=idx.device)
+        ar_w = torch.arange(w, device=idx.device)
+        rows = dy[:, None] + ar_h
+        cols = dx[:, None] + torch.where(flip[:, None], w - 1 - ar_w, ar_w)
+        return self._normalise(self.train_padded[idx[:, None, None], rows[:, :, None], cols[:, None, :]])
+
+    def images(self, split: str, idx: Tensor) -> Tensor:
+        """Un-augmented images of either split."""
+        if split == "train":
+            return self.train_images(idx, torch.full_like(idx, self.clean_view))
+        return self._normalise(self.test_x[idx])
+
+    def train_batches(self, index_batches: Iterable[Tensor], seed: int, epoch: int) -> Iterator[Batch]:
+        views = self.epoch_views(seed, epoch).to(self.device)
+        for idx in index_batches:
+            idx = idx.to(self.device)
+            v = views[idx]
+            yield Batch(self.train_images(idx, v), self.train_y[idx], idx, v)
+
+    def eval_batches(self, split: str, idx: Tensor | None = None, batch_size: int = 1024) -> Iterator[Batch]:
+        """Clean views of `idx` (default: the whole split) in large batches; view = clean view id."""
+        n = len(self.targets(split))
+        idx = torch.arange(n, device=self.device) if idx is None else idx.to(self.device)
+        for chunk in idx.split(batch_size):
+            yield Batch(self.images(split, chunk), self.targets(split)[chunk], chunk,
+                        torch.full_like(chunk, self.clean_view))
+
+
+class FolderData:
+    """An ImageNet-style tree (root/train/<class>/*, root/val/<class>/*) through torchvision's ImageFolder
+    and a multi-worker, pinned-memory DataLoader. Views are random resized crops: not keyed (view=None)."""
+
+    def __init__(self, root: Path, image_size: int = 224, workers: int = 8):
+        from torchvision import datasets, transforms as T
+        for sub in ("train", "val"):
+            if not (root / sub).is_dir():
+                raise KDError(f"ImageFolder data needs {root}/train/<class>/... and {root}/val/<class>/...; "
+                              f"{root / sub} is missing. Point --data-dir at the folder that holds both.")
+        norm = T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+        self.train_set = _Indexed(datasets.ImageFolder(root / "train", T.Compose([
+            T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), T.ToTensor(), norm])))
+        self.test_set = _Indexed(datasets.ImageFolder(root / "val", T.Compose([
+            T.Resize(int(image_size * 256 / 224)), T.CenterCrop(image_size), T.ToTensor(), norm])))
+        self.name, self.workers = f"imagefolder:{root}", workers
+        self.num_classes, self.in_chans, self.image_size = len(self.train_set.ds.classes), 3, (image_size,) * 2
+        self.train_y = torch.tensor(self.train_set.ds.targets)
+        self.test_y = torch.tensor(self.test_set.ds.targets)
+        self.device = torch.device("cpu")
+        self.num_views, self.clean_view = None, None
+
+    def to(self, device) -> "FolderData":
+        self.device = torch.device(device)
+        return self
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train_y)
+
+    def targets(self, split: str = "train") -> Tensor:
+        return self.train_y if split == "train" else self.test_y
+
+    def identity(self) -> str:
+        return self.name
+
+    def _load(self, dataset, index_batches, seed: int) -> Iterator[Batch]:
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=[b.tolist() for b in index_batches], num_workers=self.workers,
+            pin_memory=self.device.type == "cuda", generator=torch.Generator().manual_seed(seed))
+        for x, y, idx in loader:
+            x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            yield Batch(x, y.to(self.device, non_blocking=True), idx.to(self.device), None)
+
+    def train_batches(self, index_batches: Iterable[Tensor], seed: int, epoch: int) -> Iterator[Batch]:
+        return self._load(self.train_set, index_batches, stream_seed(seed, epoch, 1))
+
+    def eval_batches(self, split: str, idx: Tensor | None = None, batch_size: int = 256) -> Iterator[Batch]:
+        if split == "train":  # clean views of training images: the val transform on train files
+            raise KDError("Clean views of ImageFolder training images are not supported.")
+        idx = torch.arange(len(self.test_y)) if idx is None else idx.cpu()
+        yield from self._load(self.test_set, idx.split(batch_size), 0)
+
+
+class _Indexed(torch.utils.data.Dataset):
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        x, y = self.ds[i]
+        return x, y, i
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def _read_idx(path: Path) -> Tensor:
+    """An IDX file (MNIST format), gzipped or not, as a uint8 tensor."""
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    ndim = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    return torch.from_numpy(np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).copy()).view(shape)
+
+
+FMNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                "t10k-labels-idx1-ubyte")
+
+
+def _find_idx_files(folder: Path) -> list[Path] | None:
+    found = []
+    for name in FMNIST_FILES:
+        hits = [folder / (name + ext) for ext in ("", ".gz") if (folder / (name + ext)).is_file()]
+        if not hits:
+            return None
+        found.append(hits[0])
+    return found
+
+
+def _roots(data_dir) -> list[Path]:
+    roots = [Path(p) for p in (data_dir, os.environ.get("KD_DATA")) if p]
+    return roots
+
+
+def _fashion_mnist(data_dir=None, pad: int = 2, **_) -> TensorData:
+    candidates = [d for r in _roots(data_dir) for d in (r, r / "FashionMNIST" / "raw")]
+    candidates.append(DEBIAN_FASHION_MNIST)
+    files = next((f for f in map(_find_idx_files, candidates) if f), None)
+    if files is None:
+        target = (_roots(data_dir) or [DEFAULT_DOWNLOAD_DIR])[0]
+        try:
+            from torchvision.datasets import FashionMNIST
+            FashionMNIST(target, train=True, download=True)
+            FashionMNIST(target, train=False, download=True)
+            files = _find_idx_files(target / "FashionMNIST" / "raw")
+        except Exception as exc:  # no network: say how to get the data instead
+            raise KDError(
+                f"Fashion-MNIST was not found (looked in {', '.join(map(str, candidates))}) and downloading it "
+                f"to {target} failed ({type(exc).__name__}: {exc}). Install it offline with "
+                f"`apt-get update && apt-get install -y dataset-fashion-mnist` (files land in "
+                f"{DEBIAN_FASHION_MNIST}), or put the four idx files in a folder and pass --data-dir "
+                f"(or set KD_DATA) to it.") from None
+    tr_x, tr_y, te_x, te_y = map(_read_idx, files)
+    return TensorData("fashion_mnist", tr_x[..., None], tr_y.long(), te_x[..., None], te_y.long(), 10,
+                      (0.2860,), (0.3530,), pad)
+
+
+def _cifar(num_classes: int):
+    def load(data_dir=None, pad: int = 4, **_) -> TensorData:
+        from torchvision import datasets
+        cls = datasets.CIFAR10 if num_classes == 10 else datasets.CIFAR100
+        roots = _roots(data_dir) or [DEFAULT_DOWNLOAD_DIR]
+        sets = None
+        for root in roots:
+            try:
+                sets = [cls(root, train=t, download=False) for t in (True, False)]
+                break
+            except RuntimeError:
+                continue
+        if sets is None:
+            try:
+                sets = [cls(roots[0], train=t, download=True) for t in (True, False)]
+            except Exception as exc:
+                raise KDError(
+                    f"CIFAR-{num_classes} was not found in {', '.join(map(str, roots))} and downloading it "
+                    f"failed ({type(exc).__name__}: {exc}). Download cifar-{num_classes}-python.tar.gz from "
+                    f"https://www.cs.toronto.edu/~kriz/cifar.html on a machine with network, extract it into a "
+                    f"folder and pass --data-dir (or set KD_DATA) to that folder.") from None
+        tr, te = [(torch.from_numpy(s.data), torch.tensor(s.targets)) for s in sets]
+        mean, std = {10: ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+                     100: ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))}[num_classes]
+        return TensorData(f"cifar{num_classes}", tr[0], tr[1], te[0], te[1], num_classes, mean, std, pad)
+    return load
+
+
+def _imagefolder(data_dir=None, image_size: int = 224, workers: int = 8, **_) -> FolderData:
+    if not data_dir:
+        raise KDError("The imagefolder dataset needs --data-dir pointing at a folder with train/ and val/.")
+    return FolderData(Path(data_dir), image_size, workers)
+
+
+DATASETS = {"fashion_mnist": _fashion_mnist, "cifar10": _cifar(10), "cifar100": _cifar(100),
+            "imagefolder": _imagefolder}
+
+
+def load_dataset(name: str, data_dir=None, device="cpu", **options) -> TensorData | FolderData:
+    """Load a dataset by name onto `device` (options: pad for crops, image_size/workers for folders)."""
+    if name not in DATASETS:
+        raise KDError(f"Unknown dataset '{name}'. Valid datasets: {', '.join(DATASETS)}.")
+    return DATASETS[name](data_dir=data_dir, **options).to(device)
+
+
+def balanced_subset(targets: Tensor, fraction: float | None = None, per_class: int | None = None,
+                    seed: int = 0) -> Tensor:
+    """Sorted indices of a seeded, class-balanced subset: a fraction of each class, or a count per class."""
+    if (fraction is None) == (per_class is None):
+        raise KDError("Give exactly one of a subset fraction or a per-class count.")
+    targets = targets.cpu()
+    counts = torch.bincount(targets)
+    if fraction is not None and not 0 < fraction <= 1:
+        raise KDError(f"A subset fraction must be in (0, 1], got {fraction}.")
+    if per_class is not None and not 0 < per_class <= int(counts.min()):
+        raise KDError(f"A per-class count must be in [1, {int(counts.min())}] (the smallest class), "
+                      f"got {per_class}.")
+    g = generator(seed, 0, 2)
+    picked = []
+    for c in range(len(counts)):
+        members = (targets == c).nonzero().squeeze(1)
+        k = per_class if per_class is not None else max(1, round(fraction * len(members)))
+        picked.append(members[torch.randperm(len(members), generator=g)[:k]])
+    return torch.cat(picked).sort().values

@@ -1,0 +1,140 @@
+"""The classic CIFAR model zoo (CRD / mdistiller layout), registered in timm's registry.
+
+Every model of this repo is built by `timm.create_model(name, num_classes=..., in_chans=...)`: the CIFAR
+ResNets and WRNs below are registered with `register_model`, everything else (resnet18, mobilenetv2_100,
+...) is timm's own. CIFAR models have a 3x3 stride-1 stem and no max-pool, so they work on 28x28 and 32x32
+images, and take a `width` multiplier so that a sweep can grow a teacher in width as well as in depth.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import timm
+import torch.nn as nn
+from timm.layers import BatchNormAct2d, ClassifierHead, create_conv2d, make_divisible
+from timm.models import register_model
+from timm.models.resnet import BasicBlock
+from timm.models.resnetv2 import DownsampleConv, PreActBasic
+
+from kd.errors import KDError
+
+# Published parameter counts (PAPERS.md, CIFAR-100 section), checked by tests/test_models.py. resnet20's
+# 0.27M is He et al.'s CIFAR-10 figure: with a 100-class head the papers' resnet20 has 0.278M.
+PUBLISHED_PARAMS_M = {"resnet20": 0.27, "resnet56": 0.86, "resnet110": 1.73, "resnet8x4": 1.23,
+                      "resnet32x4": 7.43, "wrn_40_2": 2.26, "wrn_40_1": 0.57, "wrn_16_2": 0.70}
+
+
+def _scaled(channels, width: float) -> tuple[int, ...]:
+    """Channels times the width multiplier, rounded to multiples of 8 as timm does. Besides suiting SIMD,
+    this avoids a oneDNN deadlock (torch 2.14 CPU, channels_last) in the backward pass of 1x1 stride-2
+    convolutions whose channel counts are not multiples of 8."""
+    return tuple(c if width == 1 else make_divisible(c * width, 8) for c in channels)
+
+
+class CifarResNet(nn.Module):
+    """He et al. (2016) CIFAR ResNet as in CRD/mdistiller (the papers' code): 3x3 stem, stages of timm
+    BasicBlocks with 1x1 conv + BN projection shortcuts, global pool, linear head."""
+
+    def __init__(self, depth: int, channels=(16, 16, 32, 64), num_classes=100, in_chans=3, width=1.0,
+                 drop_rate=0.0):
+        super().__init__()
+        if (depth - 2) % 6:
+            raise KDError(f"CIFAR ResNet depth must be 6n+2 (8, 14, 20, ...), got {depth}.")
+        stem, *stages = _scaled(channels, width)
+        self.num_classes, self.in_chans = num_classes, in_chans
+        self.stem = nn.Sequential(create_conv2d(in_chans, stem, 3), nn.BatchNorm2d(stem), nn.ReLU(inplace=True))
+        n, blocks, cin = (depth - 2) // 6, [], stem
+        for i, c in enumerate(stages):
+            for j in range(n):
+                stride = 2 if (i > 0 and j == 0) else 1
+                down = None
+                if stride != 1 or cin != c:
+                    down = nn.Sequential(create_conv2d(cin, c, 1, stride=stride), nn.BatchNorm2d(c))
+                blocks.append(BasicBlock(cin, c, stride=stride, downsample=down))
+                cin = c
+        self.stages = nn.Sequential(*blocks)
+        self.num_features = cin
+        self.head = ClassifierHead(cin, num_classes, drop_rate=drop_rate)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        return self.head(self.stages(self.stem(x)))
+
+
+class WideResNet(nn.Module):
+    """Zagoruyko & Komodakis WRN-d-k: pre-activation timm blocks, 1x1 projection shortcuts."""
+
+    def __init__(self, depth: int, widen: int, num_classes=100, in_chans=3, width=1.0, drop_rate=0.0):
+        super().__init__()
+        if (depth - 4) % 6:
+            raise KDError(f"WRN depth must be 6n+4 (16, 22, 28, 40, ...), got {depth}.")
+        stem, *stages = _scaled((16, 16 * widen, 32 * widen, 64 * widen), width)
+        self.num_classes, self.in_chans = num_classes, in_chans
+        self.stem = create_conv2d(in_chans, stem, 3)
+        block = partial(PreActBasic, conv_layer=create_conv2d, norm_layer=BatchNormAct2d,
+                        proj_layer=DownsampleConv)
+        n, blocks, cin = (depth - 4) // 6, [], stem
+        for i, c in enumerate(stages):
+            for j in range(n):
+                blocks.append(block(cin, c, stride=2 if (i > 0 and j == 0) else 1))
+                cin = c
+        self.stages = nn.Sequential(*blocks)
+        self.norm = BatchNormAct2d(cin)
+        self.num_features = cin
+        self.head = ClassifierHead(cin, num_classes, drop_rate=drop_rate)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        return self.head(self.norm(self.stages(self.stem(x))))
+
+
+def _build(cls, *args, pretrained=False, **kwargs):
+    if pretrained:
+        raise KDError("The CIFAR models of this repo have no pretrained weights; train a teacher instead.")
+    for timm_only in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+        kwargs.pop(timm_only, None)
+    return cls(*args, **kwargs)
+
+
+def _register(name, cls, *args):
+    entry = partial(_build, cls, *args)
+    entry.__name__ = name
+    entry.__module__ = __name__
+    entry.__doc__ = f"{name} ({cls.__name__}{args})"
+    register_model(entry)
+
+
+for _depth in (8, 14, 20, 32, 44, 56, 110):
+    _register(f"resnet{_depth}", CifarResNet, _depth)
+_register("resnet8x4", CifarResNet, 8, (32, 64, 128, 256))
+_register("resnet32x4", CifarResNet, 32, (32, 64, 128, 256))
+for _depth, _widen in ((16, 2), (40, 1), (40, 2)):
+    _register(f"wrn_{_depth}_{_widen}", WideResNet, _depth, _widen)
+
+CIFAR_MODELS = [f"resnet{d}" for d in (8, 14, 20, 32, 44, 56, 110)] + ["resnet8x4", "resnet32x4",
+                                                                        "wrn_16_2", "wrn_40_1", "wrn_40_2"]
+
+
+def create_model(name: str, num_classes: int, in_chans: int, width: float = 1.0, **kwargs) -> nn.Module:
+    """timm.create_model with a clear error for unknown names; `width` only for the CIFAR zoo."""
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name[:5]}*")[:8]
+        raise KDError(f"Unknown model '{name}'. The CIFAR zoo of this repo is {', '.join(CIFAR_MODELS)}; any "
+                      f"timm model name works too (e.g. resnet18, mobilenetv2_100)"
+                      + (f"; names close to yours: {', '.join(close)}." if close else "."))
+    if width <= 0:
+        raise KDError(f"Model width multiplier must be > 0, got {width}.")
+    if name in CIFAR_MODELS:
+        kwargs["width"] = width
+    elif width != 1.0:
+        raise KDError(f"The width multiplier applies to the CIFAR zoo only ({', '.join(CIFAR_MODELS)}), "
+                      f"not to timm's '{name}'.")
+    return timm.create_model(name, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

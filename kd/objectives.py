@@ -1,0 +1,128 @@
+"""What a run minimises. The training loop calls `objective(student_logits, teacher_logits, targets,
+indices, epoch)` and sums the named terms it returns; methods differ here, never in the loop.
+
+Epochs are 1-based, as in the papers ("stop KD at epoch 150 of 240").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from kd import losses
+from kd.errors import KDError
+
+
+@dataclass
+class CrossEntropy:
+    """Training from labels alone: teachers and scratch students."""
+    label_smoothing: float = 0.0
+
+    def uses_teacher(self, epoch: int) -> bool:
+        return False
+
+    def __call__(self, s: Tensor, t: Tensor | None, y: Tensor, idx: Tensor, epoch: int) -> dict:
+        return {"ce": losses.cross_entropy(s, y, self.label_smoothing)}
+
+
+@dataclass
+class Distill:
+    """ce_weight * CE + kd_weight * mean_i(w_i * term_i): the shape shared by every logit method.
+
+    `stop_epoch` (ESKD, Cho & Hariharan 2019): the distillation term is switched off after that epoch and the
+    teacher is no longer run. `sample_weights(teacher_logits, targets, epoch)` gives per-sample weights
+    (KDAS quality calibration); None weighs every sample 1.
+    """
+    ce_weight: float = 1.0
+    kd_weight: float = 1.0
+    stop_epoch: int | None = None
+    sample_weights: object = None
+
+    def term(self, s: Tensor, t: Tensor, y: Tensor, epoch: int) -> Tensor:
+        raise NotImplementedError
+
+    def uses_teacher(self, epoch: int) -> bool:
+        return self.stop_epoch is None or epoch <= self.stop_epoch
+
+    def __call__(self, s: Tensor, t: Tensor | None, y: Tensor, idx: Tensor, epoch: int) -> dict:
+        out = {"ce": self.ce_weight * losses.cross_entropy(s, y)}
+        if self.uses_teacher(epoch):
+            per_sample = self.term(s.float(), t.float(), y, epoch)
+            if self.sample_weights is not None:
+                per_sample = per_sample * self.sample_weights(t.float(), y, epoch)
+            out["kd"] = self.kd_weight * per_sample.mean()
+        return out
+
+
+@dataclass
+class KD(Distill):
+    """Hinton et al. (2015): CE + T^2 KL(p_t^T || p_s^T); direction="reverse" is the KDAS release's."""
+    temperature: float = 4.0
+    direction: str = "forward"
+
+    def term(self, s, t, y, epoch):
+        return losses.kd_loss(s, t, self.temperature, "none", self.direction)
+
+
+@dataclass
+class DKD(Distill):
+    """Zhao et al. (2022): alpha*TCKD + beta*NCKD, ramped in by min(epoch / warmup, 1)."""
+    alpha: float = 1.0
+    beta: float = 8.0
+    temperature: float = 4.0
+    warmup: int = 20
+
+    def term(self, s, t, y, epoch):
+        ramp = min(epoch / self.warmup, 1.0) if self.warmup > 0 else 1.0
+        return ramp * losses.dkd_loss(s, t, y, self.alpha, self.beta, self.temperature, "none")
+
+
+@dataclass
+class DIST(Distill):
+    """Huang et al. (2022): tau^2 (beta*inter + gamma*intra) Pearson distances."""
+    beta: float = 2.0
+    gamma: float = 2.0
+    tau: float = 4.0
+
+    def term(self, s, t, y, epoch):
+        return losses.dist_loss(s, t, self.beta, self.gamma, self.tau, "none")
+
+
+@dataclass
+class BKL(Distill):
+    """VanillaKD's binary-KL ablation."""
+
+    def term(self, s, t, y, epoch):
+        return losses.bkl_loss(s, t, "none")
+
+
+LOSSES = {"kd": KD, "dkd": DKD, "dist": DIST, "bkl": BKL}
+
+
+def make_objective(loss: str, epochs: int, **options) -> Distill:
+    """A distillation objective by name, with its options checked before any compute is spent."""
+    if loss not in LOSSES:
+        raise KDError(f"Unknown loss '{loss}'. Valid losses: {', '.join(LOSSES)}.")
+    cls = LOSSES[loss]
+    known = cls.__dataclass_fields__
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        raise KDError(f"Loss '{loss}' takes no option {', '.join(unknown)}; its options are "
+                      f"{', '.join(k for k in known if k != 'sample_weights')}.")
+    for name in ("temperature", "tau"):
+        if name in options and not options[name] > 0:
+            raise KDError(f"The {name} must be > 0, got {options[name]}.")
+    for name in ("ce_weight", "kd_weight", "alpha", "beta", "gamma", "warmup"):
+        if name in options and options[name] < 0:
+            raise KDError(f"The loss weight {name} must be >= 0, got {options[name]}.")
+    if options.get("direction", "forward") not in ("forward", "reverse"):
+        raise KDError(f"The KD direction must be 'forward' or 'reverse', got {options['direction']!r}.")
+    stop = options.get("stop_epoch")
+    if stop is not None and not 1 <= stop <= epochs:
+        raise KDError(f"The KD stop epoch must be between 1 and the last epoch ({epochs}), got {stop}.")
+    return cls(**options)
+
+
+def has_nonfinite(terms: dict) -> Tensor:
+    return ~torch.isfinite(torch.stack([v.detach() for v in terms.values()])).all()

@@ -1,0 +1,172 @@
+"""Teachers: train-or-load through a cache keyed by the full training config, external checkpoints, and
+the frozen teacher's logits as the training loop consumes them.
+
+A teacher is identified by a `spec` dict (model, width, dataset and augmentation, training pool, recipe,
+seed). Its checkpoint lives in `<cache>/teachers/<model>-<hash of spec>/final.pt`, written atomically under
+a file lock so that parallel runs never train the same teacher twice nor read half a file. Snapshots of
+earlier epochs (`epoch<E>.pt`) serve the early-stopped-teacher experiments.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+
+from kd.errors import KDError
+from kd.metrics import ensemble_logits, topk_accuracy
+from kd.models import create_model
+from kd.objectives import CrossEntropy
+from kd.samplers import Shuffle
+from kd.train import Recipe, autocast, fit, predict
+
+
+def cache_dir() -> Path:
+    """Where teachers (and their logit caches) are kept: $KD_CACHE, default ~/.cache/kd."""
+    return Path(os.environ.get("KD_CACHE", Path.home() / ".cache" / "kd"))
+
+
+def spec_hash(spec: dict) -> str:
+    return hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def atomic_save(obj, path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def teacher_spec(model: str, data, pool_fraction: float, recipe: Recipe, seed: int, width: float = 1.0,
+                 label_smoothing: float = 0.0) -> dict:
+    """Everything that determines a trained teacher; two equal specs give the same weights."""
+    return {"model": model, "width": width, "dataset": data.identity(), "pool_fraction": pool_fraction,
+            "recipe": recipe.as_dict(), "seed": seed, "label_smoothing": label_smoothing}
+
+
+def _checkpoint(model, spec: dict, epoch: int, test_top1: float) -> dict:
+    return {"arch": spec["model"], "width": spec["width"], "num_classes": model.num_classes,
+            "in_chans": model.in_chans, "state_dict": model.state_dict(), "spec": spec, "epoch": epoch,
+            "test_top1": test_top1}
+
+
+def _folder(spec: dict) -> Path:
+    return cache_dir() / "teachers" / f"{spec['model']}-{spec_hash(spec)}"
+
+
+def _train(spec: dict, data, device, snapshots=(), log=print) -> dict:
+    """Train the teacher of `spec` from labels and write final.pt, history.pt and the snapshot epochs."""
+    from kd.data import balanced_subset
+
+    folder = _folder(spec)
+    log(f"training teacher {spec['model']} ({spec_hash(spec)}) for {spec['recipe']['epochs']} epochs; "
+        f"cache: {folder}")
+    torch.manual_seed(spec["seed"])
+    model = create_model(spec["model"], data.num_classes, data.in_chans, spec["width"])
+    pool = (torch.arange(data.num_train) if spec["pool_fraction"] == 1 else
+            balanced_subset(data.targets("train"), spec["pool_fraction"], seed=spec["seed"]))
+    recipe = Recipe(**{**spec["recipe"], "milestones": tuple(spec["recipe"]["milestones"])})
+
+    def save_snapshot(epoch, student):
+        if epoch in snapshots and epoch != recipe.epochs:
+            top1 = student.history[-1].get("test_top1")
+            atomic_save(_checkpoint(student.model, spec, epoch, top1), folder / f"epoch{epoch}.pt")
+
+    result, = fit([model], [CrossEntropy(spec["label_smoothing"])], data,
+                  Shuffle(pool, recipe.batch_size, spec["seed"]), recipe, spec["seed"], device=device,
+                  name=f"teacher {spec['model']}", on_epoch=save_snapshot, log=log)
+    atomic_save(_checkpoint(model, spec, recipe.epochs, result["final"]["test_top1"]), folder / "final.pt")
+    atomic_save(result["history"], folder / "history.pt")
+    return result
+
+
+def train_teacher(spec: dict, data, device, snapshots=(), log=print):
+    """Train (or re-train) the teacher of `spec` and cache it. Returns (model, info, fit result)."""
+    with FileLock(str(_folder(spec)) + ".lock"):
+        result = _train(spec, data, device, snapshots, log)
+    return (*load_checkpoint(_folder(spec) / "final.pt", data, device, spec["model"]), result)
+
+
+def get_teacher(spec: dict, data, device, snapshots=(), epoch: int | None = None, log=print):
+    """The teacher of `spec` at `epoch` (default: fully trained), trained now unless cached.
+    Returns (model in eval mode, checkpoint info without the weights)."""
+    last = spec["recipe"]["epochs"]
+    epoch = epoch or last
+    if not 1 <= epoch <= last:
+        raise KDError(f"A teacher snapshot must be at an epoch in [1, {last}], got {epoch}.")
+    wanted = _folder(spec) / ("final.pt" if epoch == last else f"epoch{epoch}.pt")
+    with FileLock(str(_folder(spec)) + ".lock"):
+        if not wanted.exists():
+            _train(spec, data, device, set(snapshots) | {epoch}, log)
+    return load_checkpoint(wanted, data, device, spec["model"])
+
+
+def load_checkpoint(path, data, device, arch: str | None = None):
+    """A teacher from a checkpoint of this repo (or a bare state_dict when `arch` names its model), checked
+    against the dataset; its test top-1 is measured now and returned in the info dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise KDError(f"Teacher checkpoint {path} does not exist. Train one with `python -m kd train` or give "
+                      f"a teacher model name with --teacher to train-or-load it through the cache.")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise KDError(f"Teacher checkpoint {path} could not be read ({type(exc).__name__}: {exc}).") from None
+    if "state_dict" not in ckpt:  # a bare state_dict from elsewhere
+        if arch is None:
+            raise KDError(f"{path} is a bare state_dict; say which model it is with --teacher.")
+        ckpt = {"arch": arch, "width": 1.0, "num_classes": data.num_classes, "in_chans": data.in_chans,
+                "state_dict": ckpt}
+    if arch is not None and ckpt["arch"] != arch:
+        raise KDError(f"Checkpoint {path} holds a {ckpt['arch']}, not the requested {arch}.")
+    if (ckpt["num_classes"], ckpt["in_chans"]) != (data.num_classes, data.in_chans):
+        raise KDError(f"Checkpoint {path} was trained for {ckpt['num_classes']} classes and {ckpt['in_chans']} "
+                      f"input channels, but {data.name} has {data.num_classes} classes and {data.in_chans} "
+                      f"channels.")
+    model = create_model(ckpt["arch"], ckpt["num_classes"], ckpt["in_chans"], ckpt.get("width", 1.0))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        raise KDError(f"Checkpoint {path} does not fit a {ckpt['arch']}: {str(exc).splitlines()[0]}") from None
+    model = model.to(device).to(memory_format=torch.channels_last).eval().requires_grad_(False)
+    info = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    info["path"] = str(path)
+    info["test_top1"] = topk_accuracy(predict(model, data, "test"), data.targets("test").to(device))
+    return model, info
+
+
+class TeacherLogits:
+    """The frozen teacher (or the mean-probability ensemble of several) as the loop sees it."""
+
+    def __init__(self, models: list, data):
+        self.models, self.data, self.forwards = models, data, 0
+        self._clean = {}
+
+    @torch.no_grad()
+    def _forward(self, x):
+        self.forwards += len(x)
+        with autocast(x.device):
+            outs = [m(x).float() for m in self.models]
+        return outs[0] if len(outs) == 1 else ensemble_logits(outs)
+
+    def prepare(self, plan, seed: int, epoch: int):
+        """Called before each epoch with its batches; the logit cache fills itself here."""
+
+    def train_logits(self, batch):
+        return self._forward(batch.x)
+
+    def clean_logits(self, split: str, idx=None):
+        """Logits of un-augmented images; the whole split is computed once and kept."""
+        if split not in self._clean:
+            self._clean[split] = torch.cat([self._forward(b.x) for b in self.data.eval_batches(split)])
+        full = self._clean[split]
+        return full if idx is None else full[idx.to(full.device)]

@@ -1,0 +1,211 @@
+"""The one training loop. Teacher training, KD, DKD, DIST, ESKD and KDAS differ only in the objective
+(kd/objectives.py) and the sampler (kd/samplers.py) given to `fit`; several students can be trained in
+lock-step on the same batches, sharing one teacher pass.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from timm.scheduler import CosineLRScheduler, MultiStepLRScheduler
+from tqdm import tqdm
+
+from kd.errors import KDError
+from kd.metrics import classification_metrics
+from kd.objectives import has_nonfinite
+
+
+@dataclass
+class Recipe:
+    """SGD with momentum, weight decay, cosine or step schedule with linear warm-up (epochs are 1-based)."""
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"          # "cosine" or "step"
+    milestones: tuple = ()            # step: lr *= decay after each of these epochs
+    decay: float = 0.1
+    warmup_epochs: int = 0
+    eval_every: int = 1               # test-set evaluation period in epochs (the last epoch always)
+    compile: bool = False             # torch.compile the students (CUDA)
+
+    def check(self) -> "Recipe":
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"epochs must be >= 1 (got {self.epochs})")
+        if self.batch_size < 1:
+            problems.append(f"batch size must be >= 1 (got {self.batch_size})")
+        if not self.lr > 0:
+            problems.append(f"learning rate must be > 0 (got {self.lr})")
+        if not 0 <= self.momentum < 1:
+            problems.append(f"momentum must be in [0, 1) (got {self.momentum})")
+        if self.weight_decay < 0:
+            problems.append(f"weight decay must be >= 0 (got {self.weight_decay})")
+        if self.schedule not in ("cosine", "step"):
+            problems.append(f"schedule must be 'cosine' or 'step' (got {self.schedule!r})")
+        if any(not 1 <= m <= self.epochs for m in self.milestones):
+            problems.append(f"step milestones must lie in [1, {self.epochs}] (got {list(self.milestones)})")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            problems.append(f"warm-up epochs must be in [0, epochs) (got {self.warmup_epochs})")
+        if self.eval_every < 1:
+            problems.append(f"eval_every must be >= 1 (got {self.eval_every})")
+        if problems:
+            raise KDError("Bad training recipe: " + "; ".join(problems) + ".")
+        return self
+
+    def as_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' picks CUDA when present; on CPU every core is used."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise KDError(f"Device '{name}' was asked for but no CUDA GPU is visible; use --device cpu.")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise KDError(f"Unknown device '{name}'; use auto, cpu or cuda[:N].")
+    if name == "cpu":
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+    return torch.device(name)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; fp32 on CPU (bf16 is slower than fp32 on most CPUs)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def predict(model, data, split: str, idx=None, batch_size: int | None = None) -> torch.Tensor:
+    """float32 logits of clean views, in eval mode, in large batches (restores the model's mode)."""
+    was_training = model.training
+    model.eval()
+    batch_size = batch_size or (4096 if data.device.type == "cuda" else 1024)
+    with autocast(data.device):
+        out = torch.cat([model(b.x).float() for b in data.eval_batches(split, idx, batch_size)])
+    model.train(was_training)
+    return out
+
+
+class Probe:
+    """Clean-view logits of the current student and of the teacher, for samplers that rank samples."""
+
+    def __init__(self, model, teacher, data):
+        self.model, self.teacher, self.data = model, teacher, data
+
+    def student(self, idx):
+        return predict(self.model, self.data, "train", idx)
+
+    def teacher_logits(self, idx):
+        return self.teacher.clean_logits("train", idx)
+
+
+class Student:
+    """One model being trained: its objective, optimiser, schedule and running sums."""
+
+    def __init__(self, model, objective, recipe: Recipe, device):
+        self.model = model.to(device).to(memory_format=torch.channels_last).train()
+        self.forward = torch.compile(self.model) if recipe.compile else self.model
+        self.objective = objective
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                   nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+        warm = dict(warmup_t=recipe.warmup_epochs, warmup_lr_init=recipe.lr * 0.01)
+        if recipe.schedule == "cosine":
+            self.sched = CosineLRScheduler(self.opt, t_initial=recipe.epochs, lr_min=0.0, **warm)
+        else:
+            self.sched = MultiStepLRScheduler(self.opt, decay_t=list(recipe.milestones),
+                                              decay_rate=recipe.decay, **warm)
+        self.history, self.samples = [], 0
+
+    def start_epoch(self, epoch: int, device):
+        self.sched.step(epoch - 1)
+        self.sums, self.correct, self.seen = {}, torch.zeros((), device=device), 0
+        self.bad = torch.zeros((), dtype=torch.bool, device=device)
+
+    def step(self, batch, teacher_logits, epoch: int):
+        with autocast(batch.x.device):
+            logits = self.forward(batch.x)
+        terms = self.objective(logits, teacher_logits, batch.y, batch.idx, epoch)
+        loss = sum(terms.values())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        n = len(batch.y)
+        for k, v in terms.items():  # kept on the device: no host sync inside the epoch
+            self.sums[k] = self.sums.get(k, 0.0) + v.detach().float() * n
+        self.correct += (logits.detach().argmax(1) == batch.y).sum()
+        self.bad |= has_nonfinite(terms)
+        self.seen += n
+
+
+def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int, teacher=None,
+        device: torch.device = torch.device("cpu"), log=None, name: str = "run", on_epoch=None) -> list[dict]:
+    """Train each model with its objective, all on the batches that `sampler` plans for each epoch.
+    `on_epoch(epoch, student)` is called after each epoch's evaluation (teacher snapshots use it).
+
+    Returns, per model, {history, final, best, wall_s, samples, teacher_forwards}: `final` holds the last
+    epoch's metrics, `best` those of the epoch with the highest test top-1.
+    """
+    recipe.check()
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    students = [Student(m, o, recipe, device) for m, o in zip(models, objectives)]
+    needs_teacher = any(o.uses_teacher(e) for o in objectives for e in range(1, recipe.epochs + 1))
+    if needs_teacher and teacher is None:
+        raise KDError("This objective distils from a teacher, but no teacher was given.")
+    teacher_test = teacher.clean_logits("test") if teacher is not None else None
+    start = time.perf_counter()
+    for epoch in range(1, recipe.epochs + 1):
+        t0 = time.perf_counter()
+        for s in students:
+            s.start_epoch(epoch, device)
+        plan = sampler.plan(epoch, Probe(students[0].model, teacher, data))
+        use_teacher = teacher is not None and any(s.objective.uses_teacher(epoch) for s in students)
+        if use_teacher:
+            teacher.prepare(plan, seed, epoch)
+        bar = tqdm(total=sum(len(b) for b in plan), desc=f"{name} epoch {epoch}/{recipe.epochs}",
+                   unit="img", leave=False, disable=not sys.stderr.isatty())
+        for batch in data.train_batches(plan, seed, epoch):
+            t_logits = teacher.train_logits(batch) if use_teacher else None
+            for s in students:
+                s.step(batch, t_logits, epoch)
+            bar.update(len(batch.y))
+        bar.close()
+        evaluate = epoch % recipe.eval_every == 0 or epoch == recipe.epochs
+        for i, s in enumerate(students):
+            if s.bad.item():
+                raise KDError(f"{name}: the training loss became NaN or infinite in epoch {epoch} "
+                              f"(terms {', '.join(s.sums)}). Lower the learning rate or the loss weights; "
+                              f"results of earlier runs are kept.")
+            s.samples += s.seen
+            row = {"epoch": epoch, "lr": s.opt.param_groups[0]["lr"], "samples": s.samples,
+                   "epoch_s": time.perf_counter() - t0, "train_top1": 100.0 * s.correct.item() / s.seen,
+                   **{f"train_{k}": v.item() / s.seen for k, v in s.sums.items()}}
+            if evaluate:
+                logits = predict(s.model, data, "test")
+                row.update({f"test_{k}": v for k, v in classification_metrics(
+                    logits, data.targets("test"), teacher_test).items()})
+            s.history.append(row)
+            if on_epoch is not None:
+                on_epoch(epoch, s)
+        msg = "; ".join(f"test top-1 {s.history[-1]['test_top1']:.2f}" for s in students
+                        if "test_top1" in s.history[-1])
+        log(f"{name} epoch {epoch}/{recipe.epochs}: {sum(len(b) for b in plan)} samples, "
+            f"{time.perf_counter() - t0:.1f}s" + (f", {msg}" if msg else ""))
+    wall = time.perf_counter() - start
+    results = []
+    for s in students:
+        evaluated = [r for r in s.history if "test_top1" in r]
+        best = max(evaluated, key=lambda r: r["test_top1"])
+        results.append({"history": s.history, "final": s.history[-1], "best": best, "wall_s": wall,
+                        "samples": s.samples,
+                        "teacher_forwards": teacher.forwards if teacher is not None else 0})
+    return results
+

@@ -1,0 +1,91 @@
+import pytest
+import torch
+
+from kd.data import balanced_subset
+from kd.errors import KDError
+from kd.models import create_model
+from kd.objectives import DKD, KD, CrossEntropy, make_objective
+from kd.samplers import Shuffle
+from kd.teachers import TeacherLogits
+from kd.train import Recipe, fit
+
+TINY = Recipe(epochs=2, batch_size=64, lr=0.05)
+
+
+def _run(data, pool, objective=None, teacher=None, seed=0, recipe=TINY):
+    torch.manual_seed(seed)
+    model = create_model("resnet8", data.num_classes, data.in_chans, width=0.25)
+    result, = fit([model], [objective or CrossEntropy()], data, Shuffle(pool, recipe.batch_size, seed),
+                  recipe, seed, teacher, log=lambda m: None)
+    return model, result
+
+
+def test_fixed_seed_gives_identical_results_on_cpu(fmnist):
+    pool = balanced_subset(fmnist.train_y, per_class=30, seed=0)
+    a, ra = _run(fmnist, pool)
+    b, rb = _run(fmnist, pool)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert ra["final"]["test_top1"] == rb["final"]["test_top1"]
+    c, _ = _run(fmnist, pool, seed=1)
+    assert not torch.equal(a.state_dict()["head.fc.weight"], c.state_dict()["head.fc.weight"])
+
+
+def test_history_counts_samples_and_terms(fmnist):
+    pool = balanced_subset(fmnist.train_y, per_class=20, seed=0)
+    teacher = create_model("resnet8", 10, 1, width=0.25).eval()
+    _, result = _run(fmnist, pool, KD(temperature=4.0), TeacherLogits([teacher], fmnist))
+    assert [r["samples"] for r in result["history"]] == [200, 400]
+    assert result["samples"] == 400 and result["teacher_forwards"] >= 400
+    assert {"train_ce", "train_kd", "test_top1", "test_agreement", "test_kl_ts", "test_ece"} <= set(
+        result["final"])
+
+
+def test_eskd_stops_running_the_teacher(fmnist):
+    pool = balanced_subset(fmnist.train_y, per_class=20, seed=0)
+    teacher = TeacherLogits([create_model("resnet8", 10, 1, width=0.25).eval()], fmnist)
+    recipe = Recipe(epochs=3, batch_size=50, lr=0.05)
+    _, result = _run(fmnist, pool, KD(temperature=4.0, stop_epoch=1), teacher, recipe=recipe)
+    assert ["train_kd" in r for r in result["history"]] == [True, False, False]
+    test_forwards = len(fmnist.test_y)
+    assert teacher.forwards == test_forwards + 200  # one epoch of training views only
+
+
+def test_dkd_warmup_ramps_the_term():
+    s, t, y = torch.randn(4, 5), torch.randn(4, 5), torch.tensor([0, 1, 2, 3])
+    dkd = DKD(warmup=4)
+    assert torch.allclose(dkd.term(s, t, y, 1) * 4, dkd.term(s, t, y, 4))
+    assert torch.allclose(dkd.term(s, t, y, 8), dkd.term(s, t, y, 4))
+
+
+def test_nan_loss_is_a_clear_error(fmnist):
+    pool = balanced_subset(fmnist.train_y, per_class=10, seed=0)
+
+    class Broken(CrossEntropy):
+        def __call__(self, s, t, y, idx, epoch):
+            return {"ce": super().__call__(s, t, y, idx, epoch)["ce"] * float("nan")}
+
+    with pytest.raises(KDError, match="NaN or infinite in epoch 1"):
+        _run(fmnist, pool, Broken())
+
+
+def test_distilling_without_a_teacher_is_refused(fmnist):
+    with pytest.raises(KDError, match="no teacher"):
+        _run(fmnist, balanced_subset(fmnist.train_y, per_class=5, seed=0), KD())
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(epochs=0), "epochs"), (dict(lr=-1.0), "learning rate"), (dict(momentum=1.0), "momentum"),
+    (dict(schedule="linear"), "schedule"), (dict(milestones=(50,)), "milestones"),
+    (dict(warmup_epochs=10), "warm-up")])
+def test_recipe_ranges(bad, match):
+    with pytest.raises(KDError, match=match):
+        Recipe(**{**TINY.as_dict(), **bad}).check()
+
+
+@pytest.mark.parametrize("loss, options, match", [
+    ("kd", dict(temperature=0.0), "temperature must be > 0"), ("kd", dict(stop_epoch=11), "stop epoch"),
+    ("dkd", dict(beta=-1.0), "beta"), ("kd", dict(direction="up"), "direction"), ("mse", {}, "Unknown loss"),
+    ("dist", dict(temperature=4.0), "no option temperature")])
+def test_objective_options_are_checked(loss, options, match):
+    with pytest.raises(KDError, match=match):
+        make_objective(loss, epochs=10, **options)
