@@ -68,10 +68,11 @@ def _recipe(args) -> Recipe:
     return Recipe(**base).check()
 
 
-def _pool(data, fraction: float, seed: int) -> torch.Tensor:
+def _pool(data, fraction: float) -> torch.Tensor:
+    """A training pool; the same fraction gives the same pool as a teacher's (pool seed 0)."""
     if fraction == 1:
         return torch.arange(data.num_train)
-    return balanced_subset(data.targets("train"), fraction, seed=seed)
+    return balanced_subset(data.targets("train"), fraction, seed=0)
 
 
 def _record(args, config: dict, result: dict, device):
@@ -131,7 +132,7 @@ def cmd_distill(args):
               "teacher": teacher_config, "teacher_test_top1": info["test_top1"], "loss": args.loss,
               "loss_options": options, "recipe": recipe.as_dict(), "pool_fraction": args.subset_fraction,
               "seed": args.seed}
-    result, = fit([student], [objective], data, Shuffle(_pool(data, args.subset_fraction, args.seed),
+    result, = fit([student], [objective], data, Shuffle(_pool(data, args.subset_fraction),
                   recipe.batch_size, args.seed), recipe, args.seed, TeacherLogits([teacher], data), device,
                   name=f"{args.loss} {args.student}")
     _record(args, config, result, device)

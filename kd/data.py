@@ -281,11 +281,18 @@ DATASETS = {"fashion_mnist": _fashion_mnist, "cifar10": _cifar(10), "cifar100": 
             "imagefolder": _imagefolder}
 
 
-def load_dataset(name: str, data_dir=None, device="cpu", **options) -> TensorData | FolderData:
-    """Load a dataset by name onto `device` (options: pad for crops, image_size/workers for folders)."""
+def load_dataset(name: str, data_dir=None, device="cpu", test_per_class: int | None = None,
+                 **options) -> TensorData | FolderData:
+    """Load a dataset by name onto `device` (options: pad for crops, image_size/workers for folders).
+    `test_per_class` keeps a fixed class-balanced part of the test split (smoke runs evaluate faster)."""
     if name not in DATASETS:
         raise KDError(f"Unknown dataset '{name}'. Valid datasets: {', '.join(DATASETS)}.")
-    return DATASETS[name](data_dir=data_dir, **options).to(device)
+    data = DATASETS[name](data_dir=data_dir, **options)
+    if test_per_class is not None:
+        keep = balanced_subset(data.test_y, per_class=test_per_class, seed=0)
+        data.test_x, data.test_y = data.test_x[keep], data.test_y[keep]
+        data.name += f"-test{test_per_class}pc"
+    return data.to(device)
 
 
 def balanced_subset(targets: Tensor, fraction: float | None = None, per_class: int | None = None,

@@ -50,7 +50,7 @@ def teacher_spec(model: str, data, pool_fraction: float, recipe: Recipe, seed: i
                  label_smoothing: float = 0.0) -> dict:
     """Everything that determines a trained teacher; two equal specs give the same weights."""
     return {"model": model, "width": width, "dataset": data.identity(), "pool_fraction": pool_fraction,
-            "recipe": recipe.as_dict(), "seed": seed, "label_smoothing": label_smoothing}
+            "pool_seed": 0, "recipe": recipe.as_dict(), "seed": seed, "label_smoothing": label_smoothing}
 
 
 def _checkpoint(model, spec: dict, epoch: int, test_top1: float) -> dict:
@@ -73,7 +73,7 @@ def _train(spec: dict, data, device, snapshots=(), log=print) -> dict:
     torch.manual_seed(spec["seed"])
     model = create_model(spec["model"], data.num_classes, data.in_chans, spec["width"])
     pool = (torch.arange(data.num_train) if spec["pool_fraction"] == 1 else
-            balanced_subset(data.targets("train"), spec["pool_fraction"], seed=spec["seed"]))
+            balanced_subset(data.targets("train"), spec["pool_fraction"], seed=spec["pool_seed"]))
     recipe = Recipe(**{**spec["recipe"], "milestones": tuple(spec["recipe"]["milestones"])})
 
     def save_snapshot(epoch, student):

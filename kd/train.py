@@ -5,6 +5,7 @@ lock-step on the same batches, sharing one teacher pass.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import time
@@ -17,6 +18,8 @@ from tqdm import tqdm
 from kd.errors import KDError
 from kd.metrics import classification_metrics
 from kd.objectives import has_nonfinite
+
+logging.getLogger("timm.scheduler.cosine_lr").setLevel(logging.ERROR)  # warns on 1-epoch smoke runs
 
 
 @dataclass

@@ -1,0 +1,351 @@
+"""The experiment harness: every finding is one module in experiments/ that defines
+
+    NAME, CLAIM, PAPER    what the paper says, in a sentence or two, and its published result
+    PROFILES              smoke / cpu / paper: the settings of each scale
+    grid(p, seeds)        the runs: one config dict per run (with "condition" and "seed")
+    run(config, ctx)      train one run, return the fit result (and extra row fields under "extra")
+    report(rows, p, out)  summary, figure and comparison table with the verdict; returns the verdict
+
+and ends with `harness.main(sys.modules[__name__])`. The harness gives it a command line (--profile,
+--seeds, --data-dir, --device, --dry-run, --plot-only), resume (a run is identified by the hash of its
+full config; completed runs are skipped, failed ones redone), result files, verdict helpers and a plot
+style. Results go to results/<NAME>/<profile>/, the figure to figures/<NAME>_<profile>.png.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+import torch
+
+from kd import records
+from kd.data import balanced_subset, load_dataset
+from kd.errors import KDError
+from kd.models import create_model
+from kd.objectives import make_objective
+from kd.samplers import Shuffle
+from kd.teachers import TeacherLogits, get_teacher, teacher_spec
+from kd.train import Recipe, fit, resolve_device
+
+matplotlib.use("Agg")
+REPO = records.REPO
+PROFILES = ("smoke", "cpu", "paper")
+
+# Shapes for --dry-run cost estimates (no data needs to be present for a dry run).
+DATASET_SHAPES = {"fashion_mnist": (1, 28, 10), "cifar10": (3, 32, 10), "cifar100": (3, 32, 100),
+                  "imagefolder": (3, 224, 1000)}
+
+
+# ----------------------------------------------------------------------------------------- configs
+def as_recipe(fields: dict) -> Recipe:
+    """A Recipe back from the dict a config records."""
+    return Recipe(**{**fields, "milestones": tuple(fields["milestones"])}).check()
+
+
+def teacher_config(p: dict) -> dict:
+    """The teacher part of a run config, from a profile's teacher settings."""
+    return {"model": p["teacher"], "width": p.get("teacher_width", 1.0), "recipe": p["teacher_recipe"].as_dict(),
+            "seed": p.get("teacher_seed", 0)}
+
+
+def base_config(name: str, p: dict, condition: str, seed: int, **fields) -> dict:
+    """What every distillation run of a finding records: data, models, teacher, recipe, loss, seed."""
+    return {"experiment": name, "condition": condition, "seed": seed, "dataset": p["dataset"],
+            "data_options": dict(p.get("data", {})), "pool_fraction": p.get("pool_fraction", 1.0), "student": p["student"],
+            "student_width": p.get("student_width", 1.0), "teacher": teacher_config(p),
+            "recipe": p["recipe"].as_dict(), "loss": p.get("loss", "kd"),
+            "loss_options": dict(p.get("loss_options", {})), **fields}
+
+
+def check_config(config: dict):
+    """Fail on bad names and values before any compute (models, loss and options, recipe)."""
+    create_model(config["student"], 10, 1, config.get("student_width", 1.0))
+    if "teacher" in config:
+        create_model(config["teacher"]["model"], 10, 1, config["teacher"].get("width", 1.0))
+        as_recipe(config["teacher"]["recipe"])
+    r = as_recipe(config["recipe"])
+    if config.get("loss"):
+        make_objective(config["loss"], r.epochs, **config.get("loss_options", {}))
+
+
+# ----------------------------------------------------------------------------------------- context
+class Context:
+    """What runs of one invocation share: the device, the dataset, the teachers."""
+
+    def __init__(self, p: dict, device: str = "auto", data_dir=None, data=None, log=None, out=None):
+        self.p, self.data_dir = p, data_dir
+        self.device = resolve_device(device)
+        self._data, self._teachers, self._memo = data, {}, {}
+        self.out = out
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    @property
+    def data(self):
+        if self._data is None:
+            self._data = load_dataset(self.p["dataset"], self.data_dir, self.device, **self.p.get("data", {}))
+        return self._data
+
+    def pool(self, fraction: float) -> torch.Tensor:
+        """A training pool: all samples or a class-balanced fraction, the same one teachers train on."""
+        if fraction == 1:
+            return torch.arange(self.data.num_train)
+        return balanced_subset(self.data.targets("train"), fraction, seed=0)
+
+    def memo(self, key, compute):
+        """Compute something shared by several runs (a ranking, a teacher's logits) once per invocation."""
+        key = records.run_id(key) if isinstance(key, dict) else key
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def teacher_spec(self, config: dict) -> dict:
+        t = config["teacher"]
+        return teacher_spec(t["model"], self.data, config["pool_fraction"], as_recipe(t["recipe"]), t["seed"],
+                            t["width"])
+
+    def teacher(self, config: dict, epoch: int | None = None) -> tuple[TeacherLogits, dict]:
+        """The run's teacher (trained once, then cached on disk and here) and its checkpoint info."""
+        spec = self.teacher_spec(config)
+        key = records.run_id({"spec": spec, "epoch": epoch})
+        if key not in self._teachers:
+            model, info = get_teacher(spec, self.data, self.device, epoch=epoch, log=self.log)
+            self._teachers[key] = (TeacherLogits([model], self.data), info)
+        return self._teachers[key]
+
+
+def distil(config: dict, ctx: Context, pool: torch.Tensor, objective=None, sampler=None) -> dict:
+    """Distil the config's student from its teacher on `pool` (the common run of most findings)."""
+    r = as_recipe(config["recipe"])
+    teacher, info = ctx.teacher(config)
+    objective = objective or make_objective(config["loss"], r.epochs, **config["loss_options"])
+    sampler = sampler or Shuffle(pool, r.batch_size, config["seed"])
+    torch.manual_seed(config["seed"])
+    student = create_model(config["student"], ctx.data.num_classes, ctx.data.in_chans, config["student_width"])
+    result, = fit([student], [objective], ctx.data, sampler, r, config["seed"], teacher, ctx.device,
+                  log=ctx.log, name=f"{config['condition']} seed {config['seed']}")
+    result["extra"] = {"teacher_test_top1": info["test_top1"], "train_size": len(pool),
+                       **result.get("extra", {})}
+    return result
+
+
+# ----------------------------------------------------------------------------------------- outputs
+@dataclass
+class Outputs:
+    results: Path      # results/<name>/<profile>/
+    figure: Path       # figures/<name>_<profile>.png
+
+    @property
+    def runs(self) -> Path:
+        return self.results / "runs.csv"
+
+    @property
+    def table(self) -> Path:
+        return self.results / "table.md"
+
+    @property
+    def summary(self) -> Path:
+        return self.results / "summary.csv"
+
+    def history(self, run_id: str) -> Path:
+        return self.results / "histories" / f"{run_id}.csv"
+
+
+def completed(out: Outputs) -> pd.DataFrame:
+    rows = records.read_rows(out.runs)
+    return rows[rows["status"] == "done"] if "status" in rows else rows
+
+
+# ----------------------------------------------------------------------------------------- analysis
+def summarise(rows: pd.DataFrame, by, metric: str = "final_test_top1") -> pd.DataFrame:
+    """mean, std, standard error and n of a metric per group, with the mean samples processed."""
+    g = rows.groupby(by, sort=False)
+    out = g[metric].agg(["mean", "std", "count"]).rename(columns={"count": "n"})
+    out["se"] = out["std"] / out["n"].pow(0.5)
+    out["samples"] = g["samples"].mean()
+    return out.reset_index()
+
+
+@dataclass
+class Comparison:
+    diff: float      # mean(a) - mean(b)
+    se: float        # standard error of that difference
+    outcome: str     # "better", "worse" or "within noise": beyond two standard errors or not
+
+    def __str__(self):
+        return f"{self.diff:+.2f} pp (2 SE = {2 * self.se:.2f}): {self.outcome}"
+
+
+def compare(a: pd.Series, b: pd.Series) -> Comparison:
+    """Two-standard-error rule on the difference of means. With one seed per side there is no noise
+    estimate, so nothing is called better or worse."""
+    diff = a.mean() - b.mean()
+    se = math.sqrt(a.var() / len(a) + b.var() / len(b)) if min(len(a), len(b)) > 1 else float("nan")
+    if math.isnan(se):
+        return Comparison(diff, se, "within noise")
+    outcome = "better" if diff > 2 * se else "worse" if diff < -2 * se else "within noise"
+    return Comparison(diff, se, outcome)
+
+
+def plot_style():
+    import seaborn as sns
+    sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.1)
+
+
+def save_figure(fig, path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def write_table(out: Outputs, title: str, claim: str, paper: str, table: pd.DataFrame, verdict: str,
+                rule: str, notes: str = "") -> str:
+    """The comparison table of a finding as markdown: claim, paper, our numbers, verdict and its rule."""
+    text = (f"# {title}\n\n**Claim.** {claim}\n\n**Paper.** {paper}\n\n"
+            f"**Ours.**\n\n{table.to_markdown(index=False, floatfmt='.2f')}\n\n"
+            f"**Verdict: {verdict}.** {rule}\n" + (f"\n{notes}\n" if notes else ""))
+    out.table.parent.mkdir(parents=True, exist_ok=True)
+    out.table.write_text(text)
+    return text
+
+
+def fmt(mean: float, std: float, n: int) -> str:
+    return f"{mean:.2f} ± {std:.2f} (n={n})" if n > 1 else f"{mean:.2f} (n=1)"
+
+
+# ----------------------------------------------------------------------------------------- costs
+def estimate_seconds(config: dict, device: torch.device, cache: dict) -> float:
+    """Rough cost of a run on this device: its training samples times a per-sample train-step time of
+    the student plus a teacher forward, timed here on random inputs of the dataset's shape."""
+    chans, size, classes = DATASET_SHAPES[config["dataset"]]
+    key = (config["student"], config["student_width"], config["teacher"]["model"], config["teacher"]["width"])
+    if key not in cache:
+        x = torch.randn(64, chans, size, size, device=device).contiguous(memory_format=torch.channels_last)
+        s = create_model(config["student"], classes, chans, config["student_width"]).to(device)
+        t = create_model(config["teacher"]["model"], classes, chans, config["teacher"]["width"]).to(device).eval()
+        s, t = s.to(memory_format=torch.channels_last), t.to(memory_format=torch.channels_last)
+        for warm in (True, False):
+            start = time.perf_counter()
+            s(x).sum().backward()
+            with torch.no_grad():
+                t(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            cache[key] = (time.perf_counter() - start) / 64
+    return cache[key] * config["train_size"] * config["recipe"]["epochs"]
+
+
+# ----------------------------------------------------------------------------------------- main
+def parse_args(module, argv=None):
+    ap = argparse.ArgumentParser(prog=f"experiments/{module.NAME}.sh",
+                                 description=f"{module.TITLE}. Claim: {module.CLAIM}")
+    ap.add_argument("--profile", default="cpu", choices=PROFILES,
+                    help="smoke: seconds, tiny data; cpu (default): Fashion-MNIST on a CPU in minutes; "
+                         "paper: the paper's setting, for GPUs")
+    ap.add_argument("--seeds", type=int, help="number of seeds (default: the profile's)")
+    ap.add_argument("--data-dir", help="dataset folder (default: $KD_DATA, then the Debian package path)")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
+    ap.add_argument("--dry-run", action="store_true", help="list the runs and their estimated cost; train nothing")
+    ap.add_argument("--plot-only", action="store_true",
+                    help="regenerate the figure and table from existing CSVs; train nothing")
+    ap.add_argument("--results-root", type=Path, default=REPO / "results", help=argparse.SUPPRESS)
+    ap.add_argument("--figures-root", type=Path, default=REPO / "figures", help=argparse.SUPPRESS)
+    return ap.parse_args(argv)
+
+
+def main(module, argv=None) -> int:
+    args = parse_args(module, argv)
+    try:
+        return _main(module, args)
+    except KDError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(module, args) -> int:
+    p = dict(module.PROFILES[args.profile])
+    seeds = args.seeds if args.seeds is not None else p["seeds"]
+    if seeds < 1:
+        raise KDError(f"--seeds must be >= 1, got {seeds}.")
+    out = Outputs(args.results_root / module.NAME / args.profile,
+                  args.figures_root / f"{module.NAME}_{args.profile}.png")
+    configs = module.grid(p, seeds)
+    for c in configs:
+        check_config(c)
+    done = completed(out)
+    done_ids = set(done["run_id"]) if "run_id" in done else set()
+    todo = [c for c in configs if records.run_id(c) not in done_ids]
+
+    if args.plot_only:
+        if done.empty:
+            raise KDError(f"No completed runs in {out.runs}; run the experiment without --plot-only first.")
+        return _report(module, done, p, out, configs)
+    if args.dry_run:
+        device, cache = resolve_device(args.device), {}
+        print(f"{module.NAME} --profile {args.profile}: {len(configs)} runs, {len(configs) - len(todo)} done, "
+              f"{len(todo)} to run")
+        total = 0.0
+        for c in configs:
+            state = "done" if records.run_id(c) not in {records.run_id(t) for t in todo} else "todo"
+            sec = estimate_seconds(c, device, cache) if state == "todo" else 0.0
+            total += sec
+            print(f"  {state:4s} {records.run_id(c)}  {c['condition']:24s} seed {c['seed']}  "
+                  f"{c['train_size']:>7d} samples x {c['recipe']['epochs']} epochs  ~{sec / 60:.1f} min")
+        print(f"estimated {total / 60:.0f} min on {records.device_name(device)} (timed on random inputs, "
+              f"teachers not included; teachers already in the cache and cached teacher logits cost less)")
+        return 0
+
+    ctx = Context(p, args.device, args.data_dir, out=out)
+    ctx.data  # a missing dataset fails here, before any training
+    failed = []
+    start = time.perf_counter()
+    for i, config in enumerate(todo):
+        rid = records.run_id(config)
+        ctx.log(f"[{i + 1}/{len(todo)}] {module.NAME} {config['condition']} seed {config['seed']} ({rid})")
+        try:
+            result = module.run(config, ctx)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # record it, go on with the sweep; a re-run redoes it
+            message = str(exc) if isinstance(exc, KDError) else traceback.format_exc(limit=3)
+            ctx.log(f"run {rid} failed: {message}")
+            records.append_row(out.runs, {"run_id": rid, "status": "failed", **records.flatten(config),
+                                          "error": message.strip().splitlines()[-1],
+                                          "git_commit": records.git_commit(), "command": records.command_line()})
+            failed.append(rid)
+            continue
+        row = records.make_row(config, result, config["seed"], ctx.device,
+                               {"profile": args.profile, **result.get("extra", {})})
+        records.write_history(out.history(rid), result["history"])
+        records.append_row(out.runs, row)
+    ctx.log(f"{len(todo) - len(failed)} runs trained in {(time.perf_counter() - start) / 60:.1f} min")
+    code = _report(module, completed(out), p, out, configs)
+    if failed:
+        print(f"{len(failed)} runs failed ({', '.join(failed)}); re-run the same command to redo them.",
+              file=sys.stderr)
+        return 1
+    return code
+
+
+def _report(module, rows: pd.DataFrame, p: dict, out: Outputs, configs: list[dict]) -> int:
+    wanted = {records.run_id(c) for c in configs}
+    rows = rows[rows["run_id"].isin(wanted)] if "run_id" in rows else rows  # this grid's runs only
+    missing = len(wanted) - len(rows)
+    if missing:  # a table over part of a grid would compare conditions with different seeds
+        print(f"{missing} of {len(wanted)} runs of this grid are not complete in {out.runs}; the figure and "
+              f"table need all of them: run the same command without --plot-only to finish the grid.",
+              file=sys.stderr)
+        return 1
+    plot_style()
+    verdict = module.report(rows, p, out)
+    print(out.table.read_text())
+    print(f"figure: {out.figure}\ntable: {out.table}\nverdict: {verdict}")
+    return 0

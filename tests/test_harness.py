@@ -1,0 +1,143 @@
+"""The experiment harness through KDAS Finding 3: smoke end to end, resume, --plot-only, --dry-run, and the
+paper profile's models and recipe on generated CIFAR-100-shaped tensors (generated here, in the test only)."""
+import re
+
+import pandas as pd
+import pytest
+import torch
+
+from experiments import kdas_finding3 as f3
+from kd import harness, records
+from kd.data import TensorData
+
+
+def main(tmp_path, *args):
+    return harness.main(f3, ["--profile", "smoke", "--device", "cpu", "--results-root", str(tmp_path / "results"),
+                             "--figures-root", str(tmp_path / "figures"), *args])
+
+
+def out_of(tmp_path):
+    return harness.Outputs(tmp_path / "results" / f3.NAME / "smoke", tmp_path / "figures" / f"{f3.NAME}_smoke.png")
+
+
+def test_smoke_end_to_end_csv_figure_and_table_agree(tmp_path, capsys):
+    assert main(tmp_path) == 0
+    out = out_of(tmp_path)
+    rows = pd.read_csv(out.runs)
+    assert len(rows) == 8 * 2 and set(rows.status) == {"done"} and rows.run_id.is_unique
+    assert {"git_commit", "command", "seed", "device", "wall_s", "samples", "kl_tg_min", "kl_tg_max"} <= set(rows)
+    assert out.figure.stat().st_size > 10_000
+    table = out.table.read_text()
+    for condition, part in rows.groupby("condition"):
+        line = next(l for l in table.splitlines() if f"| {condition} " in l)
+        mean, std = part.final_test_top1.mean(), part.final_test_top1.std()
+        assert f"{mean:.2f} ± {std:.2f} (n=2)" in line
+    verdict = re.search(r"\*\*Verdict: (.+?)\.\*\*", table).group(1)
+    assert verdict in ("reproduced", "not reproduced", "inconclusive")
+    assert capsys.readouterr().out.strip().endswith(f"verdict: {verdict}")
+    summary = pd.read_csv(out.summary)
+    assert summary.set_index("condition")["n"].eq(2).all()
+    for r in rows.itertuples():  # each run's history ends where its row says
+        history = pd.read_csv(out.history(r.run_id))
+        assert history.test_top1.iloc[-1] == pytest.approx(r.final_test_top1)
+    bands = rows.groupby("condition").first()
+    assert bands.loc["per_class:low", "kl_tg_max"] <= bands.loc["per_class:high", "kl_tg_max"]
+    assert bands.loc["global:low", "kl_tg_max"] <= bands.loc["global:high", "kl_tg_min"] + 1e-9
+    assert bands.loc["all", "train_size"] == 2 * bands.loc["random", "train_size"]
+
+
+def test_resume_after_an_interrupted_sweep(tmp_path, monkeypatch):
+    real_run, calls = f3.run, []
+
+    def interrupted(config, ctx):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(config["condition"])
+        return real_run(config, ctx)
+
+    monkeypatch.setattr(f3, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(tmp_path, "--seeds", "1")
+    rows = pd.read_csv(out_of(tmp_path).runs)
+    assert len(rows) == 3 and set(rows.status) == {"done"}  # no half row from the killed run
+
+    calls.clear()
+    monkeypatch.setattr(f3, "run", lambda config, ctx: calls.append(config["condition"]) or real_run(config, ctx))
+    assert main(tmp_path, "--seeds", "1") == 0
+    assert len(calls) == 5 and not set(calls) & set(rows.condition)  # only the missing runs
+    assert len(pd.read_csv(out_of(tmp_path).runs)) == 8
+
+
+def test_failed_runs_are_recorded_and_redone(tmp_path, monkeypatch):
+    real_run = f3.run
+
+    def flaky(config, ctx):
+        if config["condition"] == "random":
+            raise RuntimeError("simulated crash")
+        return real_run(config, ctx)
+
+    monkeypatch.setattr(f3, "run", flaky)
+    assert main(tmp_path, "--seeds", "1") == 1
+    rows = pd.read_csv(out_of(tmp_path).runs)
+    assert rows.set_index("condition").loc["random", "status"] == "failed"
+    monkeypatch.setattr(f3, "run", real_run)
+    assert main(tmp_path, "--seeds", "1") == 0
+    rows = pd.read_csv(out_of(tmp_path).runs)
+    assert len(rows) == 8 and set(rows.status) == {"done"}
+
+
+def test_plot_only_and_dry_run_train_nothing(tmp_path, monkeypatch, capsys):
+    assert main(tmp_path, "--plot-only") == 2  # nothing to plot yet: a clear error
+    assert "without --plot-only first" in capsys.readouterr().err
+    assert main(tmp_path, "--dry-run") == 0
+    listing = capsys.readouterr().out
+    assert "16 runs, 0 done, 16 to run" in listing and "per_class:medium" in listing and "estimated" in listing
+    assert not (tmp_path / "results").exists()
+
+    assert main(tmp_path, "--seeds", "1") == 0
+    out = out_of(tmp_path)
+    out.figure.unlink()
+    out.table.unlink()
+    monkeypatch.setattr(f3, "run", lambda config, ctx: pytest.fail("--plot-only must not train"))
+    assert main(tmp_path, "--seeds", "1", "--plot-only") == 0
+    assert out.figure.exists() and out.table.exists()
+    assert main(tmp_path, "--seeds", "1", "--dry-run") == 0
+    assert "8 runs, 8 done, 0 to run" in capsys.readouterr().out
+
+
+def test_bad_input_before_compute(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(f3, "run", lambda config, ctx: pytest.fail("must not train"))
+    assert main(tmp_path, "--seeds", "0") == 2
+    assert "--seeds must be >= 1" in capsys.readouterr().err
+    monkeypatch.setitem(f3.PROFILES, "smoke", {**f3.PROFILES["smoke"], "loss_options": {"temperature": -1.0}})
+    assert main(tmp_path) == 2
+    assert "temperature must be > 0" in capsys.readouterr().err
+
+
+def test_paper_profile_models_and_recipe_on_generated_cifar100_tensors(tmp_path):
+    """CIFAR-100 itself is not on this machine: the paper profile's models, loss and recipe run a few
+    steps on random CIFAR-100-shaped tensors created here, explicitly."""
+    p = f3.PROFILES["paper"]
+    assert p["dataset"] == "cifar100" and p["recipe"].epochs == p["teacher_recipe"].epochs == 240
+    assert (p["recipe"].lr, p["recipe"].batch_size, p["recipe"].milestones) == (0.05, 64, (150, 180, 210))
+    assert p["recipe"].weight_decay == 5e-4 and p["loss_options"] == {"temperature": 4.0, "ce_weight": 0.1,
+                                                                        "kd_weight": 0.9}
+    g = torch.Generator().manual_seed(0)
+    fake = TensorData("generated-cifar100-shaped", torch.randint(0, 256, (128, 32, 32, 3), dtype=torch.uint8,
+                                                                 generator=g),
+                      torch.arange(128) % 4, torch.randint(0, 256, (100, 32, 32, 3), dtype=torch.uint8,
+                                                            generator=g), torch.arange(100), 100,
+                      (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), pad=4)
+    configs = [c for c in f3.grid(p, 1) if c["condition"] in ("all", "per_class:medium")]
+    assert {c["pair"] for c in configs} == {"resnet56->resnet20", "resnet32x4->resnet8x4"}
+    out = harness.Outputs(tmp_path, tmp_path / "fig.png")
+    ctx = harness.Context({**p, "dataset": "generated"}, "cpu", data=fake, out=out, log=lambda m: None)
+    for config in configs:
+        harness.check_config(config)
+        short = {**config["recipe"], "epochs": 1, "milestones": []}  # a few steps, same lr/batch/wd
+        config = {**config, "pool_fraction": 1.0, "recipe": short,
+                  "teacher": {**config["teacher"], "recipe": short}}
+        result = f3.run(config, ctx)
+        assert torch.isfinite(torch.tensor(result["final"]["train_kd"]))
+        assert result["samples"] == (128 if config["condition"] == "all" else 64)
+    assert records.read_rows(tmp_path / "kl_tg_resnet56_to_resnet20.csv").shape[0] == 128
