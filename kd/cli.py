@@ -16,7 +16,7 @@ from kd.errors import KDError
 from kd.models import create_model
 from kd.objectives import LOSSES, CrossEntropy, make_objective
 from kd.samplers import Shuffle
-from kd.teachers import TeacherLogits, get_teacher, load_checkpoint, teacher_spec, train_teacher
+from kd.teachers import TeacherLogits, external_logits_dir, load_checkpoint, teacher_logits, teacher_spec, train_teacher
 from kd.train import Recipe, fit, resolve_device
 
 # Per-dataset default recipes: the papers' for CIFAR (mdistiller) and ImageNet; a short one for the
@@ -116,7 +116,8 @@ def cmd_distill(args):
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, args.data_dir, device)
     if args.teacher_ckpt:
-        teacher, info = load_checkpoint(args.teacher_ckpt, data, device)
+        model, info = load_checkpoint(args.teacher_ckpt, data, device)
+        teacher = TeacherLogits([model], data, external_logits_dir(args.teacher_ckpt))
         teacher_config = {"checkpoint": str(args.teacher_ckpt), "arch": info["arch"]}
     else:
         t_recipe = Recipe(**{**recipe.as_dict(), "milestones": recipe.milestones,
@@ -124,7 +125,7 @@ def cmd_distill(args):
         t_recipe.milestones = tuple(m for m in t_recipe.milestones if m <= t_recipe.epochs)
         teacher_config = teacher_spec(args.teacher, data, args.teacher_subset_fraction, t_recipe.check(),
                                       args.teacher_seed, args.teacher_width)
-        teacher, info = get_teacher(teacher_config, data, device)
+        teacher, info = teacher_logits(teacher_config, data, device)
     print(f"teacher {info['arch']}: test top-1 {info['test_top1']:.2f} ({info['path']})")
     torch.manual_seed(args.seed)
     student = create_model(args.student, data.num_classes, data.in_chans, args.width)
@@ -133,7 +134,7 @@ def cmd_distill(args):
               "loss_options": options, "recipe": recipe.as_dict(), "pool_fraction": args.subset_fraction,
               "seed": args.seed}
     result, = fit([student], [objective], data, Shuffle(_pool(data, args.subset_fraction),
-                  recipe.batch_size, args.seed), recipe, args.seed, TeacherLogits([teacher], data), device,
+                  recipe.batch_size, args.seed), recipe, args.seed, teacher, device,
                   name=f"{args.loss} {args.student}")
     _record(args, config, result, device)
 

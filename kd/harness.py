@@ -31,7 +31,7 @@ from kd.errors import KDError
 from kd.models import create_model
 from kd.objectives import make_objective
 from kd.samplers import Shuffle
-from kd.teachers import TeacherLogits, get_teacher, teacher_spec
+from kd.teachers import TeacherLogits, teacher_logits, teacher_spec
 from kd.train import Recipe, fit, resolve_device
 
 matplotlib.use("Agg")
@@ -115,8 +115,7 @@ class Context:
         spec = self.teacher_spec(config)
         key = records.run_id({"spec": spec, "epoch": epoch})
         if key not in self._teachers:
-            model, info = get_teacher(spec, self.data, self.device, epoch=epoch, log=self.log)
-            self._teachers[key] = (TeacherLogits([model], self.data), info)
+            self._teachers[key] = teacher_logits(spec, self.data, self.device, epoch, self.log)
         return self._teachers[key]
 
 

@@ -71,16 +71,26 @@ def make_row(config: dict, result: dict, seed: int, device: torch.device, extra:
     return row
 
 
-def _atomic_write_csv(df: pd.DataFrame, path: Path):
+def _atomic_write(path: Path, write):
+    """write(tmp_path) then rename over `path`: readers see the old file or the new one, never half."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
-        df.to_csv(tmp, index=False)
+        write(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def atomic_save(obj, path: Path):
+    _atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def _atomic_write_csv(df: pd.DataFrame, path: Path):
+    _atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
 
 
 def append_row(path: Path, row: dict):

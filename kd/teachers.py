@@ -11,15 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from filelock import FileLock
 
 from kd.errors import KDError
+from kd.logit_cache import LogitTable
 from kd.metrics import ensemble_logits, topk_accuracy
 from kd.models import create_model
+from kd.records import atomic_save
 from kd.objectives import CrossEntropy
 from kd.samplers import Shuffle
 from kd.train import Recipe, autocast, fit, predict
@@ -32,18 +33,6 @@ def cache_dir() -> Path:
 
 def spec_hash(spec: dict) -> str:
     return hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def atomic_save(obj, path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def teacher_spec(model: str, data, pool_fraction: float, recipe: Recipe, seed: int, width: float = 1.0,
@@ -110,6 +99,18 @@ def get_teacher(spec: dict, data, device, snapshots=(), epoch: int | None = None
     return load_checkpoint(wanted, data, device, spec["model"])
 
 
+def external_logits_dir(checkpoint: Path) -> Path:
+    """Where the logit cache of a checkpoint from elsewhere lives: keyed by the file's content."""
+    digest = hashlib.sha1(Path(checkpoint).read_bytes()).hexdigest()[:16]
+    return cache_dir() / "external" / digest
+
+
+def teacher_logits(spec: dict, data, device, epoch: int | None = None, log=print):
+    """get_teacher, wrapped for the loop, with its logit cache next to its checkpoint."""
+    model, info = get_teacher(spec, data, device, epoch=epoch, log=log)
+    return TeacherLogits([model], data, Path(info["path"]).with_suffix(".logits")), info
+
+
 def load_checkpoint(path, data, device, arch: str | None = None):
     """A teacher from a checkpoint of this repo (or a bare state_dict when `arch` names its model), checked
     against the dataset; its test top-1 is measured now and returned in the info dict."""
@@ -145,11 +146,18 @@ def load_checkpoint(path, data, device, arch: str | None = None):
 
 
 class TeacherLogits:
-    """The frozen teacher (or the mean-probability ensemble of several) as the loop sees it."""
+    """The frozen teacher (or the mean-probability ensemble of several) as the loop sees it.
 
-    def __init__(self, models: list, data):
-        self.models, self.data, self.forwards = models, data, 0
-        self._clean = {}
+    With the logit cache on (the default; KD_LOGIT_CACHE=0 turns it off), `prepare` runs the teacher once,
+    in large batches, on the views of an epoch's plan it has not seen, and `train_logits` is then a
+    lookup; `logits_dir` persists the tables across runs and experiments. Batches whose views are not
+    keyed (view None: ImageFolder crops, MixUp, colour jitter) always go through the teacher.
+    """
+
+    def __init__(self, models: list, data, logits_dir: Path | None = None, cache: bool | None = None):
+        self.models, self.data, self.logits_dir, self.forwards = models, data, logits_dir, 0
+        self.cache = os.environ.get("KD_LOGIT_CACHE", "1") != "0" if cache is None else cache
+        self._tables = {}
 
     @torch.no_grad()
     def _forward(self, x):
@@ -158,15 +166,53 @@ class TeacherLogits:
             outs = [m(x).float() for m in self.models]
         return outs[0] if len(outs) == 1 else ensemble_logits(outs)
 
+    def _table(self, kind: str) -> LogitTable | None:
+        """The table of "train-views", "train-clean" or "test-clean", None where it cannot be kept."""
+        if kind not in self._tables:
+            split, what = kind.split("-")
+            views = self.data.num_views if what == "views" else 1
+            n, c = len(self.data.targets(split)), self.data.num_classes
+            table = None
+            if self.cache and views is not None and LogitTable.fits(n, views, c):
+                path = (self.logits_dir / f"{self.data.identity()}-{self.data.device.type}-{kind}.pt"
+                        if self.logits_dir is not None else None)
+                table = LogitTable(n, views, c, self.data.device, path)
+            self._tables[kind] = table
+        return self._tables[kind]
+
+    def _fill(self, table: LogitTable, idx, view, images):
+        batch = 4096 if self.data.device.type == "cuda" else 1024
+        for chunk in table.missing(idx, view).split(batch):
+            i, v = idx[chunk], view[chunk]
+            table.store(i, v, self._forward(images(i, v)))
+
     def prepare(self, plan, seed: int, epoch: int):
-        """Called before each epoch with its batches; the logit cache fills itself here."""
+        """Before an epoch: make sure every view it will train on is in the table."""
+        table = self._table("train-views")
+        if table is not None:
+            idx = torch.cat(plan).to(self.data.device)
+            view = self.data.epoch_views(seed, epoch).to(self.data.device)[idx]
+            self._fill(table, idx, view, self.data.train_images)
 
     def train_logits(self, batch):
-        return self._forward(batch.x)
+        table = self._table("train-views")
+        if table is None or batch.view is None:
+            return self._forward(batch.x)
+        return table.lookup(batch.idx, batch.view)
 
     def clean_logits(self, split: str, idx=None):
-        """Logits of un-augmented images; the whole split is computed once and kept."""
-        if split not in self._clean:
-            self._clean[split] = torch.cat([self._forward(b.x) for b in self.data.eval_batches(split)])
-        full = self._clean[split]
-        return full if idx is None else full[idx.to(full.device)]
+        """Logits of un-augmented images (default: the whole split)."""
+        n = len(self.data.targets(split))
+        idx = torch.arange(n, device=self.data.device) if idx is None else idx.to(self.data.device)
+        table = self._table(f"{split}-clean")
+        if table is None:
+            return torch.cat([self._forward(b.x) for b in self.data.eval_batches(split, idx)])
+        zero = torch.zeros_like(idx)
+        self._fill(table, idx, zero, lambda i, v: self.data.images(split, i))
+        return table.lookup(idx, zero)
+
+    def flush(self):
+        """Persist what the tables learnt (a no-op without logits_dir)."""
+        for table in self._tables.values():
+            if table is not None:
+                table.save()

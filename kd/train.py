@@ -164,6 +164,7 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
     if needs_teacher and teacher is None:
         raise KDError("This objective distils from a teacher, but no teacher was given.")
     teacher_test = teacher.clean_logits("test") if teacher is not None else None
+    forwards_before = teacher.forwards if teacher is not None else 0
     start = time.perf_counter()
     for epoch in range(1, recipe.epochs + 1):
         t0 = time.perf_counter()
@@ -203,12 +204,14 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
         log(f"{name} epoch {epoch}/{recipe.epochs}: {sum(len(b) for b in plan)} samples, "
             f"{time.perf_counter() - t0:.1f}s" + (f", {msg}" if msg else ""))
     wall = time.perf_counter() - start
+    if teacher is not None:
+        teacher.flush()
     results = []
     for s in students:
         evaluated = [r for r in s.history if "test_top1" in r]
         best = max(evaluated, key=lambda r: r["test_top1"])
         results.append({"history": s.history, "final": s.history[-1], "best": best, "wall_s": wall,
                         "samples": s.samples,
-                        "teacher_forwards": teacher.forwards if teacher is not None else 0})
+                        "teacher_forwards": teacher.forwards - forwards_before if teacher is not None else 0})
     return results
 
