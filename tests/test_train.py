@@ -35,7 +35,7 @@ def test_history_counts_samples_and_terms(fmnist):
     teacher = create_model("resnet8", 10, 1, width=0.25).eval()
     _, result = _run(fmnist, pool, KD(temperature=4.0), TeacherLogits([teacher], fmnist))
     assert [r["samples"] for r in result["history"]] == [200, 400]
-    assert result["samples"] == 400 and result["teacher_forwards"] >= 400
+    assert result["samples"] == 400 and 0 < result["teacher_forwards"] <= 400  # the cache skips repeated views
     assert {"train_ce", "train_kd", "test_top1", "test_agreement", "test_kl_ts", "test_ece"} <= set(
         result["final"])
 
