@@ -149,6 +149,27 @@ class Student:
         self.seen += n
 
 
+def train_epoch(students: list[Student], data, sampler, teacher, seed: int, epoch: int, desc: str = ""):
+    """One epoch of every student on the batches the sampler plans; one teacher pass feeds them all.
+    Returns the plan (the epoch's index batches)."""
+    device = data.device
+    for s in students:
+        s.start_epoch(epoch, device)
+    plan = sampler.plan(epoch, Probe(students[0].model, teacher, data))
+    use_teacher = teacher is not None and any(s.objective.uses_teacher(epoch) for s in students)
+    if use_teacher:
+        teacher.prepare(plan, seed, epoch)
+    bar = tqdm(total=sum(len(b) for b in plan), desc=desc, unit="img", leave=False,
+               disable=not sys.stderr.isatty())
+    for batch in data.train_batches(plan, seed, epoch):
+        t_logits = teacher.train_logits(batch) if use_teacher else None
+        for s in students:
+            s.step(batch, t_logits, epoch)
+        bar.update(len(batch.y))
+    bar.close()
+    return plan
+
+
 def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int, teacher=None,
         device: torch.device = torch.device("cpu"), log=None, name: str = "run", on_epoch=None) -> list[dict]:
     """Train each model with its objective, all on the batches that `sampler` plans for each epoch.
@@ -168,20 +189,7 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
     start = time.perf_counter()
     for epoch in range(1, recipe.epochs + 1):
         t0 = time.perf_counter()
-        for s in students:
-            s.start_epoch(epoch, device)
-        plan = sampler.plan(epoch, Probe(students[0].model, teacher, data))
-        use_teacher = teacher is not None and any(s.objective.uses_teacher(epoch) for s in students)
-        if use_teacher:
-            teacher.prepare(plan, seed, epoch)
-        bar = tqdm(total=sum(len(b) for b in plan), desc=f"{name} epoch {epoch}/{recipe.epochs}",
-                   unit="img", leave=False, disable=not sys.stderr.isatty())
-        for batch in data.train_batches(plan, seed, epoch):
-            t_logits = teacher.train_logits(batch) if use_teacher else None
-            for s in students:
-                s.step(batch, t_logits, epoch)
-            bar.update(len(batch.y))
-        bar.close()
+        plan = train_epoch(students, data, sampler, teacher, seed, epoch, f"{name} epoch {epoch}/{recipe.epochs}")
         evaluate = epoch % recipe.eval_every == 0 or epoch == recipe.epochs
         for i, s in enumerate(students):
             if s.bad.item():

@@ -65,9 +65,9 @@ def dkd_reference(s, t, y, alpha, beta, temperature):
     out = []
     for zs, zt, k in zip(s, t, y):
         ps, pt = softmax(zs / temperature), softmax(zt / temperature)
-        bs, bt = np.array([ps[k], 1 - ps[k]]), np.array([pt[k], 1 - pt[k]])
+        rest = np.arange(len(zs)) != k  # b = [p_target, sum of the other p] (not 1 - p: no cancellation)
+        bs, bt = np.array([ps[k], ps[rest].sum()]), np.array([pt[k], pt[rest].sum()])
         tckd = (bt * np.log(bt / bs)).sum()
-        rest = np.arange(len(zs)) != k
         hs, ht = softmax(zs[rest] / temperature), softmax(zt[rest] / temperature)
         nckd = (ht * np.log(ht / hs)).sum()
         out.append(temperature**2 * (alpha * tckd + beta * nckd))
