@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kd import harness, records  # noqa: E402
 from kd.data import generator  # noqa: E402
 from kd.losses import kl_tg  # noqa: E402
-from kd.train import Recipe  # noqa: E402
+from experiments import kdas_common  # noqa: E402
 
 NAME = "kdas_finding3"
 TITLE = "KDAS Finding 3: distil on samples of medium teacher-label divergence (KL_TG)"
@@ -37,38 +37,13 @@ PAPER = ("CIFAR-100, KD: the medium-KL_TG subset matches or beats all samples, t
 BANDS = {"low": (0.0, 0.5), "medium": (0.25, 0.75), "high": (0.5, 1.0)}
 BANDINGS = ("per_class", "global")
 VERDICT_BANDING = "per_class"
-KD_OPTIONS = {"temperature": 4.0, "ce_weight": 0.1, "kd_weight": 0.9}  # the common CIFAR-100 KD recipe
-
-PROFILES = {
-    "smoke": dict(dataset="fashion_mnist", data={"test_per_class": 50}, pool_fraction=0.01, seeds=2,
-                  kl_direction="paper",
-                  pairs=[dict(teacher="resnet8", teacher_width=0.5, student="resnet8", student_width=0.5)],
-                  teacher_recipe=Recipe(epochs=2, batch_size=64, lr=0.05),
-                  recipe=Recipe(epochs=1, batch_size=64, lr=0.05), loss="kd", loss_options=KD_OPTIONS),
-    "cpu": dict(dataset="fashion_mnist", pool_fraction=0.25, seeds=3, kl_direction="paper",
-                pairs=[dict(teacher="resnet20", student="resnet8", student_width=0.5)],
-                teacher_recipe=Recipe(epochs=10, batch_size=128, lr=0.05),
-                recipe=Recipe(epochs=10, batch_size=128, lr=0.05, eval_every=5), loss="kd",
-                loss_options=KD_OPTIONS),
-    "paper": dict(dataset="cifar100", pool_fraction=1.0, seeds=3, kl_direction="paper",
-                  pairs=[dict(teacher="resnet56", student="resnet20"),
-                         dict(teacher="resnet32x4", student="resnet8x4")],
-                  teacher_recipe=Recipe(epochs=240, batch_size=64, lr=0.05, schedule="step",
-                                        milestones=(150, 180, 210)),
-                  recipe=Recipe(epochs=240, batch_size=64, lr=0.05, schedule="step", milestones=(150, 180, 210)),
-                  loss="kd", loss_options=KD_OPTIONS),
-}
-POOL_SIZES = {"fashion_mnist": 60000, "cifar100": 50000}
+PROFILES = kdas_common.profiles(kl_direction="paper")  # data, teacher, student, recipes per scale
 
 
 def grid(p: dict, seeds: int) -> list[dict]:
-    conditions = [("all", None), ("random", None)] + [
-        (f"{banding}:{band}", banding) for banding in BANDINGS for band in BANDS]
-    pool_size = round(POOL_SIZES[p["dataset"]] * p["pool_fraction"])
-    return [harness.base_config(NAME, {**p, **pair}, condition, seed, pair=f"{pair['teacher']}->{pair['student']}",
-                                kl_direction=p["kl_direction"],
-                                train_size=pool_size if condition == "all" else pool_size // 2)
-            for pair in p["pairs"] for condition, _ in conditions for seed in range(seeds)]
+    conditions = [("all", 1.0), ("random", 0.5)] + [(f"{b}:{band}", 0.5) for b in BANDINGS for band in BANDS]
+    return kdas_common.configs(NAME, p, seeds, [(label, share, {"kl_direction": p["kl_direction"]})
+                                                for label, share in conditions])
 
 
 # ------------------------------------------------------------------------------------------ one run

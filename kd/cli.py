@@ -104,6 +104,9 @@ def cmd_distill(args):
                if getattr(args, k) is not None}
     if args.loss == "dist" and "temperature" in options:
         options["tau"] = options.pop("temperature")
+    if args.loss == "ce":
+        raise KDError("distill needs a distillation loss (kd, dkd, dist, bkl); train a model from labels with "
+                      "`python -m kd train`.")
     objective = make_objective(args.loss, recipe.epochs, **options)
     if (args.teacher is None) == (args.teacher_ckpt is None):
         raise KDError("Give the teacher either as a model name (--teacher, trained or loaded through the "
@@ -162,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-subset-fraction", type=float, default=1.0,
                    help="the teacher's class-balanced training fraction (default: all)")
     p.add_argument("--teacher-ckpt", help="a teacher checkpoint file instead of --teacher")
-    p.add_argument("--loss", default="kd", help=f"one of {', '.join(LOSSES)}")
+    p.add_argument("--loss", default="kd", help=f"one of {', '.join(l for l in LOSSES if l != 'ce')}")
     p.add_argument("--temperature", type=float, help="T of KD and DKD, tau of DIST (default: the loss's)")
     p.add_argument("--ce-weight", type=float)
     p.add_argument("--kd-weight", type=float)

@@ -29,8 +29,8 @@ from kd import records
 from kd.data import balanced_subset, load_dataset
 from kd.errors import KDError
 from kd.models import create_model
-from kd.objectives import make_objective
-from kd.samplers import Shuffle
+from kd.objectives import QualityWeights, make_objective
+from kd.samplers import Shuffle, make_kdas
 from kd.teachers import TeacherLogits, teacher_logits, teacher_spec
 from kd.train import Recipe, fit, resolve_device
 
@@ -67,12 +67,12 @@ def base_config(name: str, p: dict, condition: str, seed: int, **fields) -> dict
 def check_config(config: dict):
     """Fail on bad names and values before any compute (models, loss and options, recipe)."""
     create_model(config["student"], 10, 1, config.get("student_width", 1.0))
-    if "teacher" in config:
+    if config.get("teacher") is not None:
         create_model(config["teacher"]["model"], 10, 1, config["teacher"].get("width", 1.0))
         as_recipe(config["teacher"]["recipe"])
-    r = as_recipe(config["recipe"])
     if config.get("loss"):
-        make_objective(config["loss"], r.epochs, **config.get("loss_options", {}))
+        objective_of(config)
+    sampler_of(config, torch.arange(10))
 
 
 # ----------------------------------------------------------------------------------------- context
@@ -110,21 +110,48 @@ class Context:
         return teacher_spec(t["model"], self.data, config["pool_fraction"], as_recipe(t["recipe"]), t["seed"],
                             t["width"])
 
-    def teacher(self, config: dict, epoch: int | None = None) -> tuple[TeacherLogits, dict]:
-        """The run's teacher (trained once, then cached on disk and here) and its checkpoint info."""
-        spec = self.teacher_spec(config)
-        key = records.run_id({"spec": spec, "epoch": epoch})
+    def teacher(self, config: dict) -> tuple[TeacherLogits, dict]:
+        """The run's teacher (trained once, then cached on disk and here) and its checkpoint info;
+        config["teacher"]["epoch"] picks an earlier snapshot of its training (early-stopped teachers)."""
+        spec, epoch = self.teacher_spec(config), config["teacher"].get("epoch")
+        cache = config.get("logit_cache")  # None: the KD_LOGIT_CACHE default; False: teacher on every batch
+        key = records.run_id({"spec": spec, "epoch": epoch, "cache": cache})
         if key not in self._teachers:
-            self._teachers[key] = teacher_logits(spec, self.data, self.device, epoch, self.log)
+            self._teachers[key] = teacher_logits(spec, self.data, self.device, epoch, self.log, cache)
         return self._teachers[key]
 
 
-def distil(config: dict, ctx: Context, pool: torch.Tensor, objective=None, sampler=None) -> dict:
-    """Distil the config's student from its teacher on `pool` (the common run of most findings)."""
+def _with_options(what: str, build, **options):
+    try:
+        return build(**options)
+    except TypeError as exc:  # an unknown option name
+        raise KDError(f"Bad {what} options ({', '.join(sorted(options))}): {exc}.") from None
+
+
+def objective_of(config: dict):
+    """The run's objective: its loss with options, plus KDAS quality weights when config["weights"]."""
+    objective = make_objective(config["loss"], as_recipe(config["recipe"]).epochs, **config["loss_options"])
+    if config.get("weights") is not None:
+        objective.sample_weights = _with_options("KDAS weight", QualityWeights, **config["weights"])
+    return objective
+
+
+def sampler_of(config: dict, pool: torch.Tensor):
+    """The run's sampler: every pool sample each epoch, or KDAS when config["sampler"] holds its options."""
     r = as_recipe(config["recipe"])
-    teacher, info = ctx.teacher(config)
-    objective = objective or make_objective(config["loss"], r.epochs, **config["loss_options"])
-    sampler = sampler or Shuffle(pool, r.batch_size, config["seed"])
+    if config.get("sampler") is None:
+        return Shuffle(pool, r.batch_size, config["seed"])
+    return _with_options("KDAS sampler", make_kdas, pool=pool, batch_size=r.batch_size, seed=config["seed"],
+                         epochs=r.epochs, **config["sampler"])
+
+
+def distil(config: dict, ctx: Context, pool: torch.Tensor, objective=None, sampler=None) -> dict:
+    """Distil the config's student from its teacher on `pool` with the config's objective and sampler
+    (the common run of most findings)."""
+    r = as_recipe(config["recipe"])
+    teacher, info = ctx.teacher(config) if config.get("teacher") is not None else (None, {"test_top1": None})
+    objective = objective or objective_of(config)
+    sampler = sampler or sampler_of(config, pool)
     torch.manual_seed(config["seed"])
     student = create_model(config["student"], ctx.data.num_classes, ctx.data.in_chans, config["student_width"])
     result, = fit([student], [objective], ctx.data, sampler, r, config["seed"], teacher, ctx.device,
@@ -270,6 +297,7 @@ def main(module, argv=None) -> int:
 
 
 def _main(module, args) -> int:
+    records.git_commit()  # pin the commit of the code this process loaded, before any long run
     p = dict(module.PROFILES[args.profile])
     seeds = args.seeds if args.seeds is not None else p["seeds"]
     if seeds < 1:

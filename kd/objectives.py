@@ -97,11 +97,44 @@ class BKL(Distill):
         return losses.bkl_loss(s, t, "none")
 
 
-LOSSES = {"kd": KD, "dkd": DKD, "dist": DIST, "bkl": BKL}
+@dataclass
+class QualityWeights:
+    """KDAS quality-calibrated loss weights (Chae et al., ICCV 2025, Sec. 4.2): per batch, samples whose
+    KL_TG lies outside the band between its `low` and `high` quantiles are down-weighted,
+    w = clamp(1 - lambda * distance outside the band, gamma, 1) (lambda = 1000: effectively gamma outside).
+    `ramp` > 0 grows lambda from 0 to full over that many epochs after `start` (the paper's ramp-up; the
+    release defaults to none); before `start` (the release's KDAS warm-up) every weight is 1."""
+    low: float = 0.2
+    high: float = 0.8
+    lam: float = 1000.0
+    gamma: float = 0.5
+    ramp: int = 0
+    start: int = 0
+    direction: str = "paper"
+
+    def __post_init__(self):
+        if not 0 <= self.low < self.high <= 1:
+            raise KDError(f"KDAS band quantiles need 0 <= low < high <= 1, got {self.low}, {self.high}.")
+        if not 0 <= self.gamma <= 1 or self.lam < 0 or self.ramp < 0:
+            raise KDError(f"KDAS weights need gamma in [0, 1], lambda >= 0 and ramp >= 0; got gamma="
+                          f"{self.gamma}, lambda={self.lam}, ramp={self.ramp}.")
+
+    def __call__(self, t: Tensor, y: Tensor, epoch: int) -> Tensor:
+        q = losses.kl_tg(t, y, self.direction)
+        if epoch <= self.start:
+            return torch.ones_like(q)
+        progress = min((epoch - self.start) / self.ramp, 1.0) if self.ramp > 0 else 1.0
+        lo, hi = torch.quantile(q, torch.tensor([self.low, self.high], dtype=q.dtype, device=q.device))
+        outside = (lo - q).clamp(min=0) + (q - hi).clamp(min=0)
+        return (1 - progress * self.lam * outside).clamp(self.gamma, 1.0)
 
 
-def make_objective(loss: str, epochs: int, **options) -> Distill:
-    """A distillation objective by name, with its options checked before any compute is spent."""
+LOSSES = {"kd": KD, "dkd": DKD, "dist": DIST, "bkl": BKL, "ce": CrossEntropy}
+
+
+def make_objective(loss: str, epochs: int, **options):
+    """An objective by name ("ce": labels only, a scratch student), with its options checked before any
+    compute is spent."""
     if loss not in LOSSES:
         raise KDError(f"Unknown loss '{loss}'. Valid losses: {', '.join(LOSSES)}.")
     cls = LOSSES[loss]

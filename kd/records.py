@@ -4,6 +4,7 @@ rewriting the file atomically, so a killed run never leaves half a row and paral
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -27,8 +28,11 @@ def run_id(config: dict) -> str:
     return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+@functools.cache
 def git_commit() -> str:
-    """HEAD of this repo, with '-dirty' when tracked files differ from it."""
+    """HEAD of this repo, with '-dirty' when tracked files differ from it, read once per process (at its
+    first call, when a run starts): the code a process runs is what it loaded then, whatever is edited
+    while it runs."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
                               check=True).stdout.strip()

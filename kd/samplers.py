@@ -1,22 +1,173 @@
-"""Which samples an epoch trains on, in which batches. `plan(epoch, probe)` returns the epoch's batches
-of training-set indices; `probe` gives clean-view student and teacher logits to samplers that rank
-samples (KDAS), and is ignored by the others."""
+"""Which samples an epoch trains on, in which batches.
+
+`plan(epoch, probe)` returns the epoch's batches of training-set indices before the epoch starts; `probe`
+gives clean-view student and teacher logits to samplers that rank samples. `select(epoch, batch, teacher
+logits, model)` may then keep part of each loaded batch (the official KDAS per-enlarged-batch selection);
+the default keeps all of it.
+"""
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
 
-from kd.data import generator
+from kd.data import Batch, generator
+from kd.errors import KDError
+from kd.losses import kl_ts
+from kd.train import autocast
 
 
 class Shuffle:
     """Every sample of a fixed pool once per epoch, in an order drawn from (seed, epoch)."""
 
-    student_independent = True
-
     def __init__(self, pool: Tensor, batch_size: int, seed: int):
         self.pool, self.batch_size, self.seed = pool.cpu(), batch_size, seed
 
+    def shuffled(self, indices: Tensor, epoch: int, batch_size: int | None = None) -> list[Tensor]:
+        order = indices[torch.randperm(len(indices), generator=generator(self.seed, epoch, 0))]
+        return list(order.split(batch_size or self.batch_size))
+
     def plan(self, epoch: int, probe=None) -> list[Tensor]:
-        order = self.pool[torch.randperm(len(self.pool), generator=generator(self.seed, epoch, 0))]
-        return list(order.split(self.batch_size))
+        return self.shuffled(self.pool, epoch)
+
+    def select(self, epoch: int, batch: Batch, teacher_logits, model):
+        return batch, teacher_logits
+
+
+# ------------------------------------------------------------------------------------ KDAS schedules
+def ratio_schedule(kind: str, start: float, end: float, epochs: int, warmup: int = 0):
+    """K(t), the share of the pool kept in epoch t (1-based); all samples during `warmup` epochs.
+
+    constant: `start` throughout. linear: from `start` at the first epoch after warm-up to `end` at the
+    last, i.e. the paper's K(t) = max(K_min, K_init - alpha*t) with alpha = (K_init - K_min)/(T - 1) (or its
+    increasing mirror when end > start). cosine: the KDAS release's half-cosine from `start` to `end`.
+    """
+    for name, value in (("start", start), ("end", end)):
+        if not 0 < value <= 1:
+            raise KDError(f"A KDAS sampling ratio must be in (0, 1], got {name}={value}.")
+    if kind not in ("constant", "linear", "cosine"):
+        raise KDError(f"Unknown ratio schedule '{kind}'; use constant, linear or cosine.")
+    if not 0 <= warmup < epochs:
+        raise KDError(f"KDAS warm-up epochs must be in [0, {epochs}), got {warmup}.")
+    span = max(epochs - warmup - 1, 1)
+
+    def ratio(epoch: int) -> float:
+        if epoch <= warmup:
+            return 1.0
+        progress = min((epoch - warmup - 1) / span, 1.0)
+        if kind == "constant":
+            return start
+        if kind == "linear":
+            return start + (end - start) * progress
+        return end + 0.5 * (start - end) * (1 + math.cos(math.pi * progress))
+    return ratio
+
+
+def period_schedule(periods, epochs: int, warmup: int = 0):
+    """Is epoch t a re-selection epoch? `periods` is one period (re-select every tau epochs) or the
+    official list, e.g. (1, 3, 5, 10): one period per equal segment of the epochs after warm-up."""
+    periods = (periods,) if isinstance(periods, int) else tuple(periods)
+    if not periods or min(periods) < 1:
+        raise KDError(f"KDAS re-selection periods must be >= 1 epoch, got {list(periods)}.")
+    segment = max((epochs - warmup) // len(periods), 1)
+
+    def is_sampling(epoch: int) -> bool:
+        if epoch <= warmup:
+            return False
+        t = epoch - warmup
+        period = periods[min((t - 1) // segment, len(periods) - 1)]
+        return (t - 1) % period == 0
+    return is_sampling
+
+
+def exclusion_schedule(rate: float, epochs: int, until: float = 150 / 240):
+    """Share of the highest-KL_TS samples skipped as outliers: `rate` until `until` of training (epoch 150
+    of 240 in the release), then decaying linearly to 0 at the last epoch."""
+    if not 0 <= rate < 1:
+        raise KDError(f"The KDAS outlier exclusion rate must be in [0, 1), got {rate}.")
+    hold = round(until * epochs)
+
+    def excluded(epoch: int) -> float:
+        return rate if epoch <= hold else max(rate * (epochs - epoch) / max(epochs - hold, 1), 0.0)
+    return excluded
+
+
+# ------------------------------------------------------------------------------------ KDAS sampler
+class KDAS(Shuffle):
+    """KDAS quantity-based subsampling (Chae et al., ICCV 2025, Sec. 4.1).
+
+    On re-selection epochs keep the top K(t) of the pool by KL_TS (teacher vs current student), optionally
+    skipping the top `excluded(t)` as outliers, and reuse that selection until the next re-selection.
+    mode="global" ranks the whole pool on clean views (the paper's description). mode="batch" is the
+    official release: the epoch loads enlarged batches of ceil(B / K(t)) augmented samples and keeps the B
+    with the highest KL_TS, scored with the live student (no_grad, in its training mode as the release
+    does); the kept indices are cached for the following epochs. `random=True` keeps a random K(t) instead:
+    the same-size control of KDAS Finding 1.
+    """
+
+    def __init__(self, pool: Tensor, batch_size: int, seed: int, ratio, is_sampling, excluded=None,
+                 direction: str = "paper", mode: str = "global", random: bool = False):
+        super().__init__(pool, batch_size, seed)
+        if mode not in ("global", "batch"):
+            raise KDError(f"KDAS selection mode must be 'global' or 'batch', got {mode!r}.")
+        if direction not in ("paper", "official"):
+            raise KDError(f"KL_TS direction must be 'paper' or 'official', got {direction!r}.")
+        self.ratio, self.is_sampling, self.direction, self.mode = ratio, is_sampling, direction, mode
+        self.excluded = excluded or (lambda epoch: 0.0)
+        self.random, self.selected, self._scoring = random, None, False
+        self._kept = []
+
+    def _keep_count(self, n: int, epoch: int) -> int:
+        return max(1, round(self.ratio(epoch) * n))
+
+    def plan(self, epoch: int, probe=None) -> list[Tensor]:
+        if self.ratio(epoch) >= 1.0 and self.selected is None:  # warm-up: all samples
+            return self.shuffled(self.pool, epoch)
+        self._scoring = self.mode == "batch" and self.is_sampling(epoch)
+        if self._scoring:  # enlarged batches; select() keeps B of each
+            self._kept = []
+            return self.shuffled(self.pool, epoch, math.ceil(self.batch_size / self.ratio(epoch)))
+        if self.is_sampling(epoch) or self.selected is None:
+            self.selected = self._rank(epoch, probe)
+        return self.shuffled(self.selected, epoch)
+
+    def _rank(self, epoch: int, probe) -> Tensor:
+        k = self._keep_count(len(self.pool), epoch)
+        if self.random:
+            return self.pool[torch.randperm(len(self.pool), generator=generator(self.seed, epoch, 4))[:k]]
+        score = kl_ts(probe.student(self.pool), probe.teacher_logits(self.pool), self.direction)
+        order = score.cpu().argsort(descending=True, stable=True)
+        skip = math.ceil(len(order) * self.excluded(epoch))
+        return self.pool[order[skip:skip + k]]
+
+    @torch.no_grad()
+    def select(self, epoch: int, batch: Batch, teacher_logits, model):
+        if not self._scoring:
+            return batch, teacher_logits
+        n = len(batch.y)
+        if n <= self.batch_size:  # the last, short enlarged batch: keep it (as the release does)
+            keep = torch.arange(n, device=batch.y.device)
+        elif self.random:
+            keep = torch.randperm(n, generator=generator(self.seed, epoch, 5))[:self.batch_size]
+            keep = keep.to(batch.y.device)
+        else:
+            with autocast(batch.x.device):
+                score = kl_ts(model(batch.x).float(), teacher_logits, self.direction)
+            skip = math.ceil(n * self.excluded(epoch))
+            keep = score.argsort(descending=True, stable=True)[skip:skip + self.batch_size]
+        self._kept.append(batch.idx[keep].cpu())
+        self.selected = torch.cat(self._kept).unique()
+        view = batch.view[keep] if batch.view is not None else None
+        return Batch(batch.x[keep], batch.y[keep], batch.idx[keep], view), teacher_logits[keep]
+
+
+def make_kdas(pool: Tensor, batch_size: int, seed: int, epochs: int, ratio: str = "linear", start: float = 0.6,
+              end: float = 0.4, period=1, warmup: int = 0, exclude: float = 0.0, direction: str = "paper",
+              mode: str = "global", random: bool = False) -> KDAS:
+    """A KDAS sampler from the plain options a run config records (paper defaults: linear 60% -> 40%,
+    global ranking, re-selection every epoch; the release: cosine, period (1, 3, 5, 10), mode "batch",
+    exclude 0.05, direction "official")."""
+    return KDAS(pool, batch_size, seed, ratio_schedule(ratio, start, end, epochs, warmup),
+                period_schedule(period, epochs, warmup), exclusion_schedule(exclude, epochs), direction, mode,
+                random)

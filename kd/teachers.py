@@ -52,6 +52,12 @@ def _folder(spec: dict) -> Path:
     return cache_dir() / "teachers" / f"{spec['model']}-{spec_hash(spec)}"
 
 
+def default_snapshots(epochs: int) -> set[int]:
+    """Epochs whose checkpoints a teacher keeps for early-stopped-teacher experiments: every epoch of a
+    short schedule, every tenth of a long one."""
+    return set(range(1, epochs + 1)) if epochs <= 30 else set(range(epochs // 10, epochs + 1, epochs // 10))
+
+
 def _train(spec: dict, data, device, snapshots=(), log=print) -> dict:
     """Train the teacher of `spec` from labels and write final.pt, history.pt and the snapshot epochs."""
     from kd.data import balanced_subset
@@ -64,6 +70,7 @@ def _train(spec: dict, data, device, snapshots=(), log=print) -> dict:
     pool = (torch.arange(data.num_train) if spec["pool_fraction"] == 1 else
             balanced_subset(data.targets("train"), spec["pool_fraction"], seed=spec["pool_seed"]))
     recipe = Recipe(**{**spec["recipe"], "milestones": tuple(spec["recipe"]["milestones"])})
+    snapshots = set(snapshots) | default_snapshots(recipe.epochs)
 
     def save_snapshot(epoch, student):
         if epoch in snapshots and epoch != recipe.epochs:
@@ -105,10 +112,10 @@ def external_logits_dir(checkpoint: Path) -> Path:
     return cache_dir() / "external" / digest
 
 
-def teacher_logits(spec: dict, data, device, epoch: int | None = None, log=print):
+def teacher_logits(spec: dict, data, device, epoch: int | None = None, log=print, cache: bool | None = None):
     """get_teacher, wrapped for the loop, with its logit cache next to its checkpoint."""
     model, info = get_teacher(spec, data, device, epoch=epoch, log=log)
-    return TeacherLogits([model], data, Path(info["path"]).with_suffix(".logits")), info
+    return TeacherLogits([model], data, Path(info["path"]).with_suffix(".logits"), cache), info
 
 
 def load_checkpoint(path, data, device, arch: str | None = None):

@@ -163,6 +163,7 @@ def train_epoch(students: list[Student], data, sampler, teacher, seed: int, epoc
                disable=not sys.stderr.isatty())
     for batch in data.train_batches(plan, seed, epoch):
         t_logits = teacher.train_logits(batch) if use_teacher else None
+        batch, t_logits = sampler.select(epoch, batch, t_logits, students[0].model)
         for s in students:
             s.step(batch, t_logits, epoch)
         bar.update(len(batch.y))

@@ -1,0 +1,72 @@
+"""A whole experiment sweep with and without the teacher-logit cache, in one run of this script.
+
+Both arms start from the same trained teachers (copied into fresh cache folders without any cached
+logits), run the same `experiments/<name>.py --profile <profile>` in a subprocess, and must produce the
+same results; the cache may only make it faster. Target for kdas_finding3 --profile cpu: >= 1.5x.
+
+    python benchmarks/sweep_cache.py [--experiment kdas_finding3] [--profile cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from kd import harness, records  # noqa: E402
+from kd.teachers import cache_dir  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--experiment", default="kdas_finding3")
+    ap.add_argument("--profile", default="cpu")
+    ap.add_argument("--out", default=str(REPO / "results/benchmarks/sweep_cache.csv"))
+    args = ap.parse_args()
+    module = importlib.import_module(f"experiments.{args.experiment}")
+    p = module.PROFILES[args.profile]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ctx = harness.Context(p, "auto", out=harness.Outputs(tmp / "prep", tmp / "prep.png"))
+        for config in module.grid(p, 1):  # train (or find) every teacher first: not part of the timing
+            ctx.teacher(config)
+        arms = {}
+        for arm, flag in (("with cache", "1"), ("without cache", "0")):
+            home = tmp / arm.replace(" ", "_")
+            shutil.copytree(cache_dir() / "teachers", home / "cache" / "teachers",
+                            ignore=shutil.ignore_patterns("*.logits", "*.lock"))
+            env = {**os.environ, "KD_CACHE": str(home / "cache"), "KD_LOGIT_CACHE": flag}
+            start = time.perf_counter()
+            subprocess.run([sys.executable, str(REPO / "experiments" / f"{args.experiment}.py"), "--profile",
+                            args.profile, "--results-root", str(home), "--figures-root", str(home)],
+                           env=env, check=True, stdout=subprocess.DEVNULL)
+            arms[arm] = time.perf_counter() - start
+            rows = pd.read_csv(home / args.experiment / args.profile / "runs.csv").sort_values("run_id")
+            arms[f"{arm} rows"] = rows
+            print(f"{arm}: {arms[arm] / 60:.1f} min, {rows.teacher_forwards.sum():,} teacher forwards", flush=True)
+    a, b = arms["with cache rows"], arms["without cache rows"]
+    same = a.run_id.tolist() == b.run_id.tolist() and (a.final_test_top1.values == b.final_test_top1.values).all()
+    speedup = arms["without cache"] / arms["with cache"]
+    print(f"\n{args.experiment} --profile {args.profile}: {arms['with cache'] / 60:.1f} min with the logit cache, "
+          f"{arms['without cache'] / 60:.1f} min without: {speedup:.2f}x faster (target >= 1.5x: "
+          f"{'met' if speedup >= 1.5 else 'missed'}); identical accuracies in both arms: {same}")
+    records.append_row(Path(args.out), {
+        "run_id": records.run_id({"benchmark": "sweep_cache", "time": time.time()}), "status": "done",
+        "benchmark": "sweep_cache", "experiment": args.experiment, "profile": args.profile,
+        "with_cache_s": arms["with cache"], "without_cache_s": arms["without cache"], "speedup": speedup,
+        "teacher_forwards_with": int(a.teacher_forwards.sum()), "teacher_forwards_without":
+        int(b.teacher_forwards.sum()), "identical_results": bool(same), "device": records.device_name(ctx.device),
+        "git_commit": records.git_commit(), "command": records.command_line()})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""What the Cho & Hariharan findings ("On the Efficacy of Knowledge Distillation", ICCV 2019) share: the
+scales' data, teacher families, student and recipes. The three scripts train the same teachers (cached),
+so whichever runs first pays for them."""
+from __future__ import annotations
+
+from kd import harness
+from kd.train import Recipe
+
+KD_OPTIONS = {"temperature": 4.0, "ce_weight": 0.1, "kd_weight": 0.9}
+CIFAR_RECIPE = Recipe(epochs=240, batch_size=64, lr=0.05, schedule="step", milestones=(150, 180, 210))
+IMAGENET_RECIPE = Recipe(epochs=90, batch_size=256, lr=0.1, weight_decay=1e-4, schedule="step",
+                         milestones=(30, 60, 80))
+
+
+def teacher(label: str, model: str, width: float = 1.0, series=("depth",)) -> dict:
+    return {"label": label, "teacher": model, "teacher_width": width, "series": list(series)}
+
+
+PROFILES = {
+    "smoke": dict(dataset="fashion_mnist", data={"test_per_class": 50}, pool_fraction=0.01, seeds=2,
+                  student="resnet8", student_width=0.5,
+                  teachers=[teacher("resnet8 x0.5", "resnet8", 0.5, ("depth", "width")),
+                            teacher("resnet14 x0.5", "resnet14", 0.5), teacher("resnet8 x1", "resnet8", 1.0, ("width",))],
+                  teacher_recipe=Recipe(epochs=3, batch_size=64, lr=0.05),
+                  recipe=Recipe(epochs=3, batch_size=64, lr=0.05), loss="kd", loss_options=KD_OPTIONS),
+    # 6k Fashion-MNIST images; teachers grow in depth (resnet8 -> 32) and in width (resnet8 x0.5 -> x2)
+    "cpu": dict(dataset="fashion_mnist", pool_fraction=0.1, seeds=3, student="resnet8", student_width=0.5,
+                teachers=[teacher("resnet8 x0.5", "resnet8", 0.5, ("width",)),
+                          teacher("resnet8", "resnet8", 1.0, ("depth", "width")),
+                          teacher("resnet8 x2", "resnet8", 2.0, ("width",)),
+                          teacher("resnet14", "resnet14"), teacher("resnet20", "resnet20"),
+                          teacher("resnet32", "resnet32")],
+                teacher_recipe=Recipe(epochs=8, batch_size=128, lr=0.05),
+                recipe=Recipe(epochs=8, batch_size=128, lr=0.05), loss="kd", loss_options=KD_OPTIONS),
+    # the paper's CIFAR-10 study: ResNets of growing depth and WRN-16-k of growing width, a resnet14 student
+    "paper": dict(dataset="cifar10", pool_fraction=1.0, seeds=3, student="resnet14",
+                  teachers=[teacher(f"resnet{d}", f"resnet{d}") for d in (14, 20, 32, 56, 110)]
+                  + [teacher(f"WRN-16-{k}", "wrn_16_2", k / 2, ("width",)) for k in (1, 2, 4, 8)],
+                  teacher_recipe=CIFAR_RECIPE, recipe=CIFAR_RECIPE, loss="kd", loss_options=KD_OPTIONS),
+}
+POOL_SIZES = {"fashion_mnist": 60000, "cifar10": 50000, "imagefolder": 1281167}
+
+
+def configs(name: str, p: dict, seeds: int, conditions) -> list[dict]:
+    """One run per (condition, seed); a condition is (label, teacher dict or None for a scratch student,
+    share of the pool per epoch, extra config fields)."""
+    pool_size = round(POOL_SIZES[p["dataset"]] * p["pool_fraction"])
+    out = []
+    for label, t, share, fields in conditions:
+        q = {**p, **(t or {"teacher": "none"})}
+        for seed in range(seeds):
+            c = harness.base_config(name, q, label, seed, train_size=round(pool_size * share), **fields)
+            if t is None:
+                c.update(teacher=None, loss="ce", loss_options={})
+            else:
+                c["teacher_label"] = t["label"]
+            out.append(c)
+    return out

@@ -1,0 +1,48 @@
+"""What the KDAS findings (Chae et al., "What to Distill?", ICCV 2025) share: the scales' data, teachers,
+students and recipes, and the grid helper. Each finding adds its own conditions."""
+from __future__ import annotations
+
+from kd import harness
+from kd.train import Recipe
+
+KD_OPTIONS = {"temperature": 4.0, "ce_weight": 0.1, "kd_weight": 0.9}  # the common CIFAR-100 KD recipe
+PAPER_RECIPE = Recipe(epochs=240, batch_size=64, lr=0.05, schedule="step", milestones=(150, 180, 210))
+
+PROFILES = {
+    # seconds: a few hundred real images, a barely trained teacher; proves the pipeline, not the claim
+    "smoke": dict(dataset="fashion_mnist", data={"test_per_class": 50}, pool_fraction=0.01, seeds=2,
+                  pairs=[dict(teacher="resnet8", teacher_width=0.5, student="resnet8", student_width=0.5,
+                              dkd_beta=2.0)],
+                  teacher_recipe=Recipe(epochs=2, batch_size=64, lr=0.05),
+                  recipe=Recipe(epochs=2, batch_size=64, lr=0.05), loss="kd", loss_options=KD_OPTIONS),
+    # minutes on 2 CPU cores: 15k Fashion-MNIST images, resnet20 teacher, half-width resnet8 student
+    "cpu": dict(dataset="fashion_mnist", pool_fraction=0.25, seeds=3,
+                pairs=[dict(teacher="resnet20", student="resnet8", student_width=0.5, dkd_beta=2.0)],
+                teacher_recipe=Recipe(epochs=10, batch_size=128, lr=0.05),
+                recipe=Recipe(epochs=10, batch_size=128, lr=0.05, eval_every=5), loss="kd",
+                loss_options=KD_OPTIONS),
+    # the paper: CIFAR-100, the 240-epoch mdistiller recipe for teachers and students
+    "paper": dict(dataset="cifar100", pool_fraction=1.0, seeds=3,
+                  pairs=[dict(teacher="resnet56", student="resnet20", dkd_beta=2.0),  # DKD's per-pair beta
+                         dict(teacher="resnet32x4", student="resnet8x4", dkd_beta=8.0)],
+                  teacher_recipe=PAPER_RECIPE, recipe=PAPER_RECIPE, loss="kd", loss_options=KD_OPTIONS),
+}
+POOL_SIZES = {"fashion_mnist": 60000, "cifar100": 50000}
+
+
+def profiles(**extra) -> dict:
+    """The shared profiles with a finding's own settings added to each."""
+    return {name: {**p, **extra} for name, p in PROFILES.items()}
+
+
+def configs(name: str, p: dict, seeds: int, conditions) -> list[dict]:
+    """One run per (pair, condition, seed); a condition is (label, share of the pool trained on per
+    epoch, the config fields that make it that condition), or a function of the pair returning that."""
+    pool_size = round(POOL_SIZES[p["dataset"]] * p["pool_fraction"])
+    out = []
+    for pair in p["pairs"]:
+        for condition in (conditions(pair) if callable(conditions) else conditions):
+            label, share, fields = condition
+            out += [harness.base_config(name, {**p, **pair}, label, seed, pair=f"{pair['teacher']}->{pair['student']}",
+                                        train_size=round(pool_size * share), **fields) for seed in range(seeds)]
+    return out

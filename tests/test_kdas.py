@@ -1,0 +1,164 @@
+"""KDAS: the sampler picks exactly the top-K by KL_TS, schedules give the expected ratios, quality weights
+are 1 inside the band and gamma far outside, the per-enlarged-batch variant keeps exactly B per enlarged
+batch, and every KDAS script passes its smoke profile."""
+import importlib
+
+import pandas as pd
+import pytest
+import torch
+
+from kd import harness
+from kd.data import Batch
+from kd.errors import KDError
+from kd.losses import kl_tg, kl_ts
+from kd.objectives import DIST, DKD, KD, QualityWeights
+from kd.samplers import KDAS, exclusion_schedule, make_kdas, period_schedule, ratio_schedule
+
+C = 5
+
+
+class Probe:
+    """Student logits c_i * e_0 against a uniform teacher: KL(P_S || P_T) grows with c_i."""
+
+    def __init__(self, strength: torch.Tensor):
+        self.s = torch.zeros(len(strength), C)
+        self.s[:, 0] = strength
+
+    def student(self, idx):
+        return self.s[idx]
+
+    def teacher_logits(self, idx):
+        return torch.zeros(len(idx), C)
+
+
+def selected(sampler, epoch, probe):
+    return set(torch.cat(sampler.plan(epoch, probe)).tolist())
+
+
+def test_kl_ts_grows_with_the_constructed_strength():
+    s = Probe(torch.arange(6.0)).s
+    assert (kl_ts(s, torch.zeros(6, C)).diff() > 0).all()
+
+
+def test_sampler_keeps_exactly_the_top_k_and_skips_outliers():
+    g = torch.Generator().manual_seed(0)
+    strength = torch.randperm(60, generator=g).float() / 10  # small enough not to saturate the softmax
+    pool = torch.arange(0, 60, 3)  # dataset indices 0, 3, ..., 57
+    probe = Probe(strength)
+    best = pool[strength[pool].argsort(descending=True)]
+    top = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.3, end=0.3)
+    assert selected(top, 1, probe) == set(best[:6].tolist())
+    skipping = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.3, end=0.3, exclude=0.1)
+    assert selected(skipping, 1, probe) == set(best[2:8].tolist())
+    random = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.3, end=0.3, random=True)
+    assert len(selected(random, 1, probe)) == 6 and selected(random, 1, probe) <= set(pool.tolist())
+
+
+def test_selection_is_cached_between_reselections():
+    pool = torch.arange(20)
+    sampler = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.25, end=0.25, period=2)
+    first = selected(sampler, 1, Probe(torch.arange(20.0) / 4))
+    assert first == set(range(15, 20))
+    reversed_probe = Probe(torch.arange(20.0).flip(0) / 4)  # the student changed: now 0..4 are furthest
+    assert selected(sampler, 2, reversed_probe) == first           # not a re-selection epoch
+    assert selected(sampler, 3, reversed_probe) == set(range(5))   # re-selected with the changed student
+
+
+def test_ratio_schedules_first_and_last_epochs():
+    for kind in ("linear", "cosine"):
+        ratio = ratio_schedule(kind, 0.6, 0.4, epochs=240)
+        assert ratio(1) == pytest.approx(0.6) and ratio(240) == pytest.approx(0.4)
+        assert all(ratio(e) >= ratio(e + 1) - 1e-12 for e in range(1, 240))
+    up = ratio_schedule("linear", 0.4, 0.6, 10)
+    assert (up(1), up(10)) == (pytest.approx(0.4), pytest.approx(0.6))
+    # the paper's K(t) = max(K_min, K_init - alpha * t) with alpha reaching K_min at the last epoch
+    linear = ratio_schedule("linear", 0.6, 0.4, 11)
+    assert all(linear(t + 1) == pytest.approx(max(0.4, 0.6 - 0.02 * t)) for t in range(11))
+    assert ratio_schedule("constant", 0.5, 0.5, 10)(7) == 0.5
+    warm = ratio_schedule("cosine", 0.6, 0.4, 20, warmup=5)
+    assert [warm(e) for e in (1, 5)] == [1.0, 1.0] and warm(6) == pytest.approx(0.6) and warm(20) == pytest.approx(0.4)
+    with pytest.raises(KDError):
+        ratio_schedule("linear", 0.0, 0.4, 10)
+
+
+def test_official_period_and_exclusion_schedules():
+    is_sampling = period_schedule([1, 3, 5, 10], epochs=240)
+    epochs = [e for e in range(1, 241) if is_sampling(e)]
+    assert epochs[:3] == [1, 2, 3] and 61 in epochs and 62 not in epochs and 64 in epochs
+    assert len(epochs) == 60 + 20 + 12 + 6
+    excluded = exclusion_schedule(0.05, 240)
+    assert excluded(150) == 0.05 and excluded(195) == pytest.approx(0.025) and excluded(240) == 0.0
+
+
+def test_quality_weights_one_inside_the_band_gamma_far_outside():
+    torch.manual_seed(0)
+    y = torch.zeros(100, dtype=torch.long)
+    t = torch.zeros(100, C)
+    t[:, 0] = torch.linspace(-4, 8, 100)  # KL_TG falls as the target logit grows
+    q = kl_tg(t, y)
+    lo, hi = torch.quantile(q, torch.tensor([0.2, 0.8]))
+    w = QualityWeights(gamma=0.5)(t, y, epoch=5)
+    inside = (q >= lo) & (q <= hi)
+    assert torch.all(w[inside] == 1) and inside.sum() >= 58
+    far = (q < lo - 0.01) | (q > hi + 0.01)
+    assert torch.all(w[far] == 0.5)
+    gentle = QualityWeights(gamma=0.0, lam=1.0)(t, y, epoch=5)  # weights fall linearly with the distance
+    assert torch.allclose(gentle[~inside], (1 - ((lo - q).clamp(min=0) + (q - hi).clamp(min=0)))[~inside].clamp(0, 1))
+    ramped = QualityWeights(gamma=0.0, lam=1.0, ramp=4)
+    assert torch.allclose(1 - ramped(t, y, 1), (1 - gentle) / 4)
+    assert torch.all(QualityWeights(start=3)(t, y, epoch=3) == 1)
+
+
+def test_weights_compose_with_kd_dkd_and_dist():
+    torch.manual_seed(0)
+    s, t, y = torch.randn(16, C), torch.randn(16, C), torch.randint(0, C, (16,))
+    for objective in (KD(), DKD(warmup=1), DIST()):
+        plain = objective(s, t, y, None, 5)["kd"]
+        objective.sample_weights = lambda t_, y_, e: torch.ones(len(y_))
+        assert torch.allclose(objective(s, t, y, None, 5)["kd"], plain)
+        objective.sample_weights = QualityWeights()
+        weighted = objective(s, t, y, None, 5)["kd"]
+        assert torch.isfinite(weighted) and weighted <= plain + 1e-6
+
+
+def test_per_enlarged_batch_selection_keeps_exactly_b():
+    pool = torch.arange(22)
+    sampler = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.5, end=0.5, mode="batch", period=2)
+    plan = sampler.plan(1, probe=None)
+    assert [len(b) for b in plan] == [8, 8, 6]
+    model = torch.nn.Identity()  # logits = inputs, so we choose each sample's KL_TS
+    kept = []
+    for idx in plan:
+        x = torch.zeros(len(idx), C)
+        x[:, 0] = idx.float()  # larger dataset index, larger KL_TS
+        batch, t = sampler.select(1, Batch(x, idx % C, idx, None), torch.zeros(len(idx), C), model)
+        assert len(batch.y) == (4 if len(idx) > 4 else len(idx)) and len(t) == len(batch.y)
+        assert set(batch.idx.tolist()) == set(idx[idx.float().argsort(descending=True)[:4]].tolist())
+        kept += batch.idx.tolist()
+    assert set(sampler.selected.tolist()) == set(kept) and len(kept) == 4 + 4 + 4
+    later = sampler.plan(2, probe=None)  # not a re-selection epoch: the kept samples, in batches of B
+    assert sorted(torch.cat(later).tolist()) == sorted(kept) and [len(b) for b in later] == [4, 4, 4]
+    assert [len(b) for b in sampler.plan(3, probe=None)] == [8, 8, 6]  # re-selection: enlarged batches again
+
+
+def test_bad_kdas_options_are_clear_errors():
+    with pytest.raises(KDError, match="mode"):
+        KDAS(torch.arange(4), 2, 0, lambda e: 0.5, lambda e: True, mode="local")
+    with pytest.raises(KDError, match="gamma"):
+        QualityWeights(gamma=2.0)
+    config = {"student": "resnet8", "recipe": harness.Recipe().as_dict(), "sampler": {"ratio": "linear", "spead": 1},
+              "seed": 0}
+    with pytest.raises(KDError, match="Bad KDAS sampler options"):
+        harness.check_config(config)
+
+
+@pytest.mark.parametrize("name", ["kdas_finding1", "kdas_finding2", "kdas_finding4", "kdas_method"])
+def test_every_kdas_script_passes_its_smoke_profile(name, tmp_path):
+    module = importlib.import_module(f"experiments.{name}")
+    code = harness.main(module, ["--profile", "smoke", "--seeds", "1", "--device", "cpu", "--results-root",
+                                 str(tmp_path), "--figures-root", str(tmp_path)])
+    assert code == 0
+    rows = pd.read_csv(tmp_path / name / "smoke" / "runs.csv")
+    assert len(rows) == len(module.grid(module.PROFILES["smoke"], 1)) and set(rows.status) == {"done"}
+    assert (tmp_path / f"{name}_smoke.png").exists()
+    assert "**Verdict: " in (tmp_path / name / "smoke" / "table.md").read_text()
