@@ -250,19 +250,25 @@ def fmt(mean: float, std: float, n: int) -> str:
 # ----------------------------------------------------------------------------------------- costs
 def estimate_seconds(config: dict, device: torch.device, cache: dict) -> float:
     """Rough cost of a run on this device: its training samples times a per-sample train-step time of
-    the student plus a teacher forward, timed here on random inputs of the dataset's shape."""
+    the student plus a teacher forward (none for a scratch student), timed here on random inputs of the
+    dataset's shape."""
     chans, size, classes = DATASET_SHAPES[config["dataset"]]
-    key = (config["student"], config["student_width"], config["teacher"]["model"], config["teacher"]["width"])
+    t = config.get("teacher")
+    key = (config["student"], config["student_width"], t and t["model"], t and t["width"])
     if key not in cache:
         x = torch.randn(64, chans, size, size, device=device).contiguous(memory_format=torch.channels_last)
         s = create_model(config["student"], classes, chans, config["student_width"]).to(device)
-        t = create_model(config["teacher"]["model"], classes, chans, config["teacher"]["width"]).to(device).eval()
-        s, t = s.to(memory_format=torch.channels_last), t.to(memory_format=torch.channels_last)
-        for warm in (True, False):
+        s = s.to(memory_format=torch.channels_last)
+        teacher = None
+        if t is not None:
+            teacher = create_model(t["model"], classes, chans, t["width"]).to(device).eval()
+            teacher = teacher.to(memory_format=torch.channels_last)
+        for _ in range(2):  # the first pass warms up
             start = time.perf_counter()
             s(x).sum().backward()
-            with torch.no_grad():
-                t(x)
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher(x)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             cache[key] = (time.perf_counter() - start) / 64

@@ -141,3 +141,19 @@ def test_paper_profile_models_and_recipe_on_generated_cifar100_tensors(tmp_path)
         assert torch.isfinite(torch.tensor(result["final"]["train_kd"]))
         assert result["samples"] == (128 if config["condition"] == "all" else 64)
     assert records.read_rows(tmp_path / "kl_tg_resnet56_to_resnet20.csv").shape[0] == 128
+
+
+EXPERIMENTS = ["kdas_finding1", "kdas_finding2", "kdas_finding3", "kdas_finding4", "kdas_method",
+               "bigger_teachers", "eskd", "early_stopped_teachers"]
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_lists_its_cpu_grid(name, tmp_path, capsys):
+    import importlib
+    module = importlib.import_module(f"experiments.{name}")
+    assert harness.main(module, ["--dry-run", "--device", "cpu", "--results-root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    n = len(module.grid(module.PROFILES["cpu"], module.PROFILES["cpu"]["seeds"]))
+    assert f"{n} runs, 0 done, {n} to run" in out and "estimated" in out
+    assert len({records.run_id(c) for c in module.grid(module.PROFILES["paper"], 3)}) == len(
+        module.grid(module.PROFILES["paper"], 3))  # every paper run has its own identity
