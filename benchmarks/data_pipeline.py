@@ -118,11 +118,9 @@ def main():
         print(f"  {k:70s} {v:.3f}x")
     verdict = "met" if next(iter(ratios.values())) <= 0.5 else "missed"
     print(f"target ours <= 0.5x the DataLoader pipeline (as peers run it): {verdict}")
-    row = {"run_id": records.run_id({"benchmark": "data_pipeline", "time": time.time()}), "status": "done",
-           "benchmark": "data_pipeline", "images": len(pool), "rounds": args.rounds,
-           **{f"median_{k}_s": v for k, v in med.items()}, **{f"ratio: {k}": v for k, v in ratios.items()},
-           "device": records.device_name(device), "git_commit": records.git_commit(),
-           "command": records.command_line()}
+    row = records.benchmark_row("data_pipeline", device, images=len(pool), rounds=args.rounds,
+                                **{f"median_{k}_s": v for k, v in med.items()},
+                                **{f"ratio: {k}": v for k, v in ratios.items()})
     records.append_row(Path("results/benchmarks/data_pipeline.csv"), row)
 
 

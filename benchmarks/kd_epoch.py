@@ -166,13 +166,11 @@ def main():
     print(f"  model FLOPs per epoch (student fwd+bwd, teacher fwd): {flops / 1e12:.2f} TFLOP; "
           f"no-cache epoch achieves {achieved:.3f} TFLOP/s" +
           (f" = {100 * achieved / peak:.1f}% of the {peak:.0f} TFLOP/s bf16 peak" if peak else ""))
-    row = {"run_id": records.run_id({"benchmark": "kd_epoch", "time": time.time()}), "status": "done",
-           "benchmark": "kd_epoch", "data": args.data, "images": len(pool), "teacher": args.teacher,
-           "student": args.student, "student_width": args.student_width, "batch_size": batch,
-           "rounds": args.rounds, **{f"median_{k}_s": v for k, v in med.items()},
-           **{f"ratio: {k}": v for k, v in ratios.items()}, "tflop_per_epoch": flops / 1e12,
-           "achieved_tflops_no_cache": achieved, "device": name, "git_commit": records.git_commit(),
-           "command": records.command_line()}
+    row = records.benchmark_row("kd_epoch", device, data=args.data, images=len(pool), teacher=args.teacher,
+                                student=args.student, student_width=args.student_width, batch_size=batch,
+                                rounds=args.rounds, **{f"median_{k}_s": v for k, v in med.items()},
+                                **{f"ratio: {k}": v for k, v in ratios.items()}, tflop_per_epoch=flops / 1e12,
+                                achieved_tflops_no_cache=achieved)
     records.append_row(Path(args.out), row)
 
 

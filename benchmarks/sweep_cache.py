@@ -59,13 +59,11 @@ def main():
     print(f"\n{args.experiment} --profile {args.profile}: {arms['with cache'] / 60:.1f} min with the logit cache, "
           f"{arms['without cache'] / 60:.1f} min without: {speedup:.2f}x faster (target >= 1.5x: "
           f"{'met' if speedup >= 1.5 else 'missed'}); identical accuracies in both arms: {same}")
-    records.append_row(Path(args.out), {
-        "run_id": records.run_id({"benchmark": "sweep_cache", "time": time.time()}), "status": "done",
-        "benchmark": "sweep_cache", "experiment": args.experiment, "profile": args.profile,
-        "with_cache_s": arms["with cache"], "without_cache_s": arms["without cache"], "speedup": speedup,
-        "teacher_forwards_with": int(a.teacher_forwards.sum()), "teacher_forwards_without":
-        int(b.teacher_forwards.sum()), "identical_results": bool(same), "device": records.device_name(ctx.device),
-        "git_commit": records.git_commit(), "command": records.command_line()})
+    records.append_row(Path(args.out), records.benchmark_row(
+        "sweep_cache", ctx.device, experiment=args.experiment, profile=args.profile,
+        with_cache_s=arms["with cache"], without_cache_s=arms["without cache"], speedup=speedup,
+        teacher_forwards_with=int(a.teacher_forwards.sum()), teacher_forwards_without=int(b.teacher_forwards.sum()),
+        identical_results=bool(same)))
 
 
 if __name__ == "__main__":

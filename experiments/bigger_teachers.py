@@ -69,7 +69,8 @@ def verdict_for(rows: pd.DataFrame, s: pd.DataFrame) -> tuple[str, dict]:
     student is worse than that best one. not reproduced: the largest teacher gives the best student and it
     is better than the smallest teacher's student (bigger is better). inconclusive: anything else."""
     acc = lambda label: rows.loc[rows.teacher_label == label, "final_test_top1"]  # noqa: E731
-    best, largest, smallest = s.loc[s["mean"].idxmax(), "teacher_label"], s.teacher_label.iloc[-1], s.teacher_label.iloc[0]
+    best = s.loc[s["mean"].idxmax(), "teacher_label"]
+    smallest, largest = s.teacher_label.iloc[0], s.teacher_label.iloc[-1]
     comps = {f"largest ({largest}) vs best ({best})": harness.compare(acc(largest), acc(best)),
              f"largest ({largest}) vs smallest ({smallest})": harness.compare(acc(largest), acc(smallest))}
     facts = {"teacher accuracy rises": bool(s.teacher_test_top1.is_monotonic_increasing),
@@ -90,7 +91,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
             v, facts = verdict_for(part, s)
             if temperature == VERDICT_TEMPERATURE:
                 verdicts.append(v)
-            lines.append(f"- {series}, T={temperature:g}: **{v}**; " + "; ".join(f"{k}: {c}" for k, c in facts.items()))
+            lines.append(harness.verdict_line(f"{series}, T={temperature:g}", v, facts))
             tables.append(s)
     summary = pd.concat(tables)
     summary.to_csv(out.summary, index=False)
@@ -99,13 +100,11 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
                           "teacher params": summary.teacher_params.astype(int),
                           "teacher top-1": summary.teacher_test_top1.round(2),
                           "student final train KD term": summary.final_train_kd.round(4),
-                          "student top-1 (mean ± std)": [harness.fmt(m, sd, n) for m, sd, n in
-                                                         zip(summary["mean"], summary["std"], summary.n)]})
-    overall = verdicts[0] if len(set(verdicts)) == 1 else ("not reproduced" if "not reproduced" in verdicts
-                                                          else "inconclusive")
+                          "student top-1 (mean ± std)": harness.accuracy_cells(summary)})
+    overall = harness.combine(verdicts)
     harness.write_table(out, TITLE, CLAIM, PAPER, table, overall,
                         f"The verdict needs both series (depth, width) at T={VERDICT_TEMPERATURE:g} to agree; "
-                        + verdict_for.__doc__.split("\n", 1)[1].strip().replace("\n   ", ""),
+                        + harness.rule_of(verdict_for),
                         "\n".join(lines) + f"\n\nScratch student (labels only): "
                         f"{harness.fmt(scratch.mean(), scratch.std(), len(scratch))}. The KD term is "
                         f"kd_weight * T^2 KL at the end of training, averaged over the last epoch's batches.")

@@ -20,7 +20,8 @@ PROFILES = {
     "smoke": dict(dataset="fashion_mnist", data={"test_per_class": 50}, pool_fraction=0.01, seeds=2,
                   student="resnet8", student_width=0.5,
                   teachers=[teacher("resnet8 x0.5", "resnet8", 0.5, ("depth", "width")),
-                            teacher("resnet14 x0.5", "resnet14", 0.5), teacher("resnet8 x1", "resnet8", 1.0, ("width",))],
+                            teacher("resnet14 x0.5", "resnet14", 0.5),
+                            teacher("resnet8 x1", "resnet8", 1.0, ("width",))],
                   teacher_recipe=Recipe(epochs=3, batch_size=64, lr=0.05),
                   recipe=Recipe(epochs=3, batch_size=64, lr=0.05), loss="kd", loss_options=KD_OPTIONS),
     # 6k Fashion-MNIST images; teachers grow in depth (resnet8 -> 32) and in width (resnet8 x0.5 -> x2)

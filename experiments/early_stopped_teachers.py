@@ -72,11 +72,10 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     summary.to_csv(out.summary, index=False)
     verdict, comps = verdict_for(rows, p)
     table = pd.DataFrame({"teacher": summary.condition, "teacher top-1": summary.teacher_test_top1.round(2),
-                          "student top-1 (mean ± std)": [harness.fmt(m, s, n) for m, s, n in
-                                                         zip(summary["mean"], summary["std"], summary.n)]})
+                          "student top-1 (mean ± std)": harness.accuracy_cells(summary)})
     harness.write_table(out, TITLE, CLAIM, PAPER, table, verdict,
                         f"Teacher {p['teacher_label']}; the verdict uses its epoch-{p['verdict_epoch']} checkpoint. "
-                        + verdict_for.__doc__.split("\n", 1)[1].strip().replace("\n   ", ""),
+                        + harness.rule_of(verdict_for),
                         "Each early teacher vs the fully trained one (student top-1, two standard errors): "
                         + "; ".join(f"{k} {c}" for k, c in comps.items()))
     plot(rows, summary, p, out)

@@ -92,11 +92,10 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
             f"{harness.compare(at(f'{label}: full KD', early), at('scratch', early))}; at epoch {last}: "
             f"{harness.compare(at(f'{label}: full KD', last), at('scratch', last))}" for label in p["eskd_teachers"]]
     table = pd.DataFrame({"condition": summary.condition,
-                          "student top-1 (mean ± std)": [harness.fmt(m, s, n) for m, s, n in
-                                                         zip(summary["mean"], summary["std"], summary.n)]})
+                          "student top-1 (mean ± std)": harness.accuracy_cells(summary)})
     harness.write_table(out, TITLE, CLAIM, PAPER, table, verdict,
                         f"The verdict uses ESKD stopping at epoch {p['verdict_stop']} of {p['recipe'].epochs}. "
-                        + verdict_for.__doc__.split("\n", 1)[1].strip().replace("\n   ", ""),
+                        + harness.rule_of(verdict_for),
                         "ESKD stop " + str(p["verdict_stop"]) + " vs full KD: "
                         + "; ".join(f"{k} {c}" for k, c in comps.items())
                         + "\n\nDoes full KD lead early and lose its lead late?\n" + "\n".join(lead))

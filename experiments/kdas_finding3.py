@@ -122,25 +122,22 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     summary = summary.merge(ranges, on=["pair", "condition"])
     summary.to_csv(out.summary, index=False)
 
-    verdicts, lines, tables = {}, [], []
-    for pair, part in rows.groupby("pair", sort=False):
-        for banding in BANDINGS:
-            v, comps = verdict_for(part, banding)
-            verdicts[(pair, banding)] = v
-            lines.append(f"- {pair}, {banding} bands: **{v}**; " + "; ".join(f"{k} {c}" for k, c in comps.items()))
-        s = summary[summary.pair == pair]
-        tables.append(pd.DataFrame({
-            "pair": pair, "condition": s.condition, "train size": s.train_size,
-            "samples processed": s.samples.round().astype(int),
-            "KL_TG range (nats)": [f"{a:.1e} .. {b:.1e}" for a, b in zip(s.kl_tg_min, s.kl_tg_max)],
-            "largest class share": (100 * s.top_class_share).round().astype(int).astype(str) + "%",
-            "student top-1 (mean ± std)": [harness.fmt(m, sd, n) for m, sd, n in zip(s["mean"], s["std"], s.n)]}))
-    primary = [v for (pair, banding), v in verdicts.items() if banding == VERDICT_BANDING]
-    overall = (primary[0] if len(set(primary)) == 1 else
-               "not reproduced" if "not reproduced" in primary else "inconclusive")
-    harness.write_table(out, TITLE, CLAIM, PAPER, pd.concat(tables), overall,
+    verdicts, lines = {}, []
+    for banding in BANDINGS:
+        verdicts[banding], banding_lines = harness.judge(rows, "pair", verdict_for, banding,
+                                                         suffix=f", {banding} bands")
+        lines += banding_lines
+    overall = verdicts[VERDICT_BANDING]
+    s = summary
+    table = pd.DataFrame({
+        "pair": s.pair, "condition": s.condition, "train size": s.train_size,
+        "samples processed": s.samples.round().astype(int),
+        "KL_TG range (nats)": [f"{a:.1e} .. {b:.1e}" for a, b in zip(s.kl_tg_min, s.kl_tg_max)],
+        "largest class share": (100 * s.top_class_share).round().astype(int).astype(str) + "%",
+        "student top-1 (mean ± std)": harness.accuracy_cells(s)})
+    harness.write_table(out, TITLE, CLAIM, PAPER, table, overall,
                         f"The verdict uses the {VERDICT_BANDING.replace('_', '-')} bands. "
-                        + verdict_for.__doc__.split("\n", 1)[1].strip().replace("\n   ", ""),
+                        + harness.rule_of(verdict_for),
                         "Comparisons (difference of mean test top-1, two standard errors):\n" + "\n".join(lines)
                         + f"\n\nStudents train for the same number of epochs, so a band sees half the samples of "
                           f"'all'; 'random' is the same-size control. Direction of KL_TG: {p['kl_direction']}.")

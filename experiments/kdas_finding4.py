@@ -63,18 +63,11 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
 def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     summary = harness.summarise(rows, ["pair", "condition"])
     summary.to_csv(out.summary, index=False)
-    verdicts, lines = [], []
-    for pair, part in rows.groupby("pair", sort=False):
-        v, comps = verdict_for(part)
-        verdicts.append(v)
-        lines.append(f"- {pair}: **{v}**; " + "; ".join(f"{k} {c}" for k, c in comps.items()))
-    overall = verdicts[0] if len(set(verdicts)) == 1 else ("not reproduced" if "not reproduced" in verdicts
-                                                          else "inconclusive")
+    overall, lines = harness.judge(rows, "pair", verdict_for)
     table = pd.DataFrame({"pair": summary.pair, "condition": summary.condition,
-                          "student top-1 (mean ± std)": [harness.fmt(m, s, n) for m, s, n in
-                                                         zip(summary["mean"], summary["std"], summary.n)]})
+                          "student top-1 (mean ± std)": harness.accuracy_cells(summary)})
     harness.write_table(out, TITLE, CLAIM, PAPER, table, overall,
-                        verdict_for.__doc__.split("\n", 1)[1].strip().replace("\n   ", ""),
+                        harness.rule_of(verdict_for),
                         "Comparisons (difference of mean test top-1, two standard errors):\n" + "\n".join(lines)
                         + f"\n\nBand: quantiles {p['band'][0]:.0%}-{p['band'][1]:.0%} of KL_TG in each batch "
                           f"(direction '{p['direction']}'), lambda {p['lam']:g}; the ramp grows lambda from 0 "

@@ -72,7 +72,8 @@ def verdict_for(rows: pd.DataFrame, base: str) -> tuple[str, dict]:
     part = lambda condition: rows[rows.condition == condition]  # noqa: E731
     acc = harness.compare(part(f"{base} + KDAS").final_test_top1, part(base).final_test_top1)
     saving = 1 - part(f"{base} + KDAS").wall_s.mean() / part(base).wall_s.mean()
-    facts = {"accuracy": acc, "time saving": saving}
+    paper = "about 28%" if base == "KD" else "9-13%"
+    facts = {"accuracy": acc, "time saving": f"{100 * saving:.1f}% (paper: {paper})"}
     if acc.outcome == "worse" or saving <= 0:
         return "not reproduced", facts
     if saving >= 0.10:
@@ -85,17 +86,8 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     extra = rows.groupby(["pair", "condition"], sort=False)[["wall_s", "teacher_forwards"]].mean().reset_index()
     summary = summary.merge(extra, on=["pair", "condition"])
     summary.to_csv(out.summary, index=False)
-    verdicts, lines = [], []
-    for pair, part in rows.groupby("pair", sort=False):
-        for base in ("KD", "DKD"):
-            v, facts = verdict_for(part, base)
-            if base == "KD":
-                verdicts.append(v)
-            lines.append(f"- {pair}, {base} + KDAS vs {base}: **{v}**; accuracy {facts['accuracy']}; time saving "
-                         f"{100 * facts['time saving']:.1f}% (paper: about {28 if base == 'KD' else 9}-"
-                         f"{28 if base == 'KD' else 13}%)")
-    overall = verdicts[0] if len(set(verdicts)) == 1 else ("not reproduced" if "not reproduced" in verdicts
-                                                          else "inconclusive")
+    overall, lines = harness.judge(rows, "pair", verdict_for, "KD", suffix=", KD + KDAS vs KD")
+    lines += harness.judge(rows, "pair", verdict_for, "DKD", suffix=", DKD + KDAS vs DKD")[1]
     base_wall = summary[summary.condition == "KD"].set_index("pair").wall_s
     table = pd.DataFrame({
         "pair": summary.pair, "condition": summary.condition,
@@ -103,11 +95,10 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
         "teacher forwards": summary.teacher_forwards.round().astype(int),
         "wall (s)": summary.wall_s.round(1),
         "time vs KD": [f"{100 * (w / base_wall[pr] - 1):+.0f}%" for pr, w in zip(summary.pair, summary.wall_s)],
-        "student top-1 (mean ± std)": [harness.fmt(m, s, n) for m, s, n in
-                                       zip(summary["mean"], summary["std"], summary.n)]})
+        "student top-1 (mean ± std)": harness.accuracy_cells(summary)})
     harness.write_table(out, TITLE, CLAIM, PAPER, table, overall,
                         "The verdict judges KD + KDAS vs KD; DKD is reported alongside. "
-                        + verdict_for.__doc__.split("\n", 1)[1].strip().replace("\n   ", ""),
+                        + harness.rule_of(verdict_for),
                         "\n".join(lines) + f"\n\nKDAS (paper): top-K(t) by KL_TS, K linear 60% -> 40%, re-selected "
                         f"every {p['period']} epoch(s) on clean views of the whole pool; quality weights gamma 0.5, "
                         f"lambda 1000, band 20-80%, ramped up over {p['ramp_share']:.0%} of training. Release "

@@ -14,7 +14,7 @@ from kd import records
 from kd.data import DATASETS, balanced_subset, load_dataset
 from kd.errors import KDError
 from kd.models import create_model
-from kd.objectives import LOSSES, CrossEntropy, make_objective
+from kd.objectives import LOSSES, make_objective
 from kd.samplers import Shuffle
 from kd.teachers import TeacherLogits, external_logits_dir, load_checkpoint, teacher_logits, teacher_spec, train_teacher
 from kd.train import Recipe, fit, resolve_device
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-subset-fraction", type=float, default=1.0,
                    help="the teacher's class-balanced training fraction (default: all)")
     p.add_argument("--teacher-ckpt", help="a teacher checkpoint file instead of --teacher")
-    p.add_argument("--loss", default="kd", help=f"one of {', '.join(l for l in LOSSES if l != 'ce')}")
+    p.add_argument("--loss", default="kd", help=f"one of {', '.join(name for name in LOSSES if name != 'ce')}")
     p.add_argument("--temperature", type=float, help="T of KD and DKD, tau of DIST (default: the loss's)")
     p.add_argument("--ce-weight", type=float)
     p.add_argument("--kd-weight", type=float)

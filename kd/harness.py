@@ -1,6 +1,7 @@
 """The experiment harness: every finding is one module in experiments/ that defines
 
-    NAME, CLAIM, PAPER    what the paper says, in a sentence or two, and its published result
+    NAME, TITLE           the script's name (results/<NAME>/...) and the finding in a line
+    CLAIM, PAPER          what the paper says, in a sentence or two, and its published result
     PROFILES              smoke / cpu / paper: the settings of each scale
     grid(p, seeds)        the runs: one config dict per run (with "condition" and "seed")
     run(config, ctx)      train one run, return the fit result (and extra row fields under "extra")
@@ -58,8 +59,8 @@ def teacher_config(p: dict) -> dict:
 def base_config(name: str, p: dict, condition: str, seed: int, **fields) -> dict:
     """What every distillation run of a finding records: data, models, teacher, recipe, loss, seed."""
     return {"experiment": name, "condition": condition, "seed": seed, "dataset": p["dataset"],
-            "data_options": dict(p.get("data", {})), "pool_fraction": p.get("pool_fraction", 1.0), "student": p["student"],
-            "student_width": p.get("student_width", 1.0), "teacher": teacher_config(p),
+            "data_options": dict(p.get("data", {})), "pool_fraction": p.get("pool_fraction", 1.0),
+            "student": p["student"], "student_width": p.get("student_width", 1.0), "teacher": teacher_config(p),
             "recipe": p["recipe"].as_dict(), "loss": p.get("loss", "kd"),
             "loss_options": dict(p.get("loss_options", {})), **fields}
 
@@ -217,6 +218,38 @@ def compare(a: pd.Series, b: pd.Series) -> Comparison:
         return Comparison(diff, se, "within noise")
     outcome = "better" if diff > 2 * se else "worse" if diff < -2 * se else "within noise"
     return Comparison(diff, se, outcome)
+
+
+def combine(verdicts: list[str]) -> str:
+    """One verdict from several (pairs, series): theirs where they agree, else "not reproduced" if any
+    is, else "inconclusive"."""
+    if len(set(verdicts)) == 1:
+        return verdicts[0]
+    return "not reproduced" if "not reproduced" in verdicts else "inconclusive"
+
+
+def verdict_line(label: str, verdict: str, facts: dict) -> str:
+    return f"- {label}: **{verdict}**; " + "; ".join(f"{k} {v}" for k, v in facts.items())
+
+
+def judge(rows: pd.DataFrame, by: str, verdict_for, *args, suffix: str = "") -> tuple[str, list[str]]:
+    """Apply a finding's verdict rule to each group (e.g. each teacher-student pair): the combined
+    verdict and one line of comparisons per group (labelled with the group and `suffix`)."""
+    verdicts, lines = [], []
+    for label, part in rows.groupby(by, sort=False):
+        verdict, facts = verdict_for(part, *args)
+        verdicts.append(verdict)
+        lines.append(verdict_line(f"{label}{suffix}", verdict, facts))
+    return combine(verdicts), lines
+
+
+def rule_of(verdict_for) -> str:
+    """A verdict rule as written in its function's docstring (after the first line)."""
+    return " ".join(verdict_for.__doc__.split("\n", 1)[1].split())
+
+
+def accuracy_cells(summary: pd.DataFrame) -> list[str]:
+    return [fmt(m, s, n) for m, s, n in zip(summary["mean"], summary["std"], summary["n"])]
 
 
 def plot_style():

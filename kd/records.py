@@ -48,7 +48,8 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     model = platform.machine()
     try:
-        model = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                     if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     return f"cpu ({torch.get_num_threads()} threads, {model})"
@@ -78,6 +79,13 @@ def make_row(config: dict, result: dict, seed: int, device: torch.device, extra:
            "git_commit": git_commit(), "command": command_line(),
            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {})}
     return row
+
+
+def benchmark_row(benchmark: str, device: torch.device, **fields) -> dict:
+    """A benchmark's CSV row: its measurements plus the device, commit and command that produced them."""
+    return {"run_id": run_id({"benchmark": benchmark, "time": time.time()}), "status": "done",
+            "benchmark": benchmark, **fields, "device": device_name(device), "git_commit": git_commit(),
+            "command": command_line()}
 
 
 def _atomic_write(path: Path, write):

@@ -150,8 +150,7 @@ class Student:
 
 
 def train_epoch(students: list[Student], data, sampler, teacher, seed: int, epoch: int, desc: str = ""):
-    """One epoch of every student on the batches the sampler plans; one teacher pass feeds them all.
-    Returns the plan (the epoch's index batches)."""
+    """One epoch of every student on the batches the sampler plans; one teacher pass feeds them all."""
     device = data.device
     for s in students:
         s.start_epoch(epoch, device)
@@ -162,13 +161,13 @@ def train_epoch(students: list[Student], data, sampler, teacher, seed: int, epoc
     bar = tqdm(total=sum(len(b) for b in plan), desc=desc, unit="img", leave=False,
                disable=not sys.stderr.isatty())
     for batch in data.train_batches(plan, seed, epoch):
+        loaded = len(batch.y)
         t_logits = teacher.train_logits(batch) if use_teacher else None
         batch, t_logits = sampler.select(epoch, batch, t_logits, students[0].model)
         for s in students:
             s.step(batch, t_logits, epoch)
-        bar.update(len(batch.y))
+        bar.update(loaded)
     bar.close()
-    return plan
 
 
 def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int, teacher=None,
@@ -190,9 +189,9 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
     start = time.perf_counter()
     for epoch in range(1, recipe.epochs + 1):
         t0 = time.perf_counter()
-        plan = train_epoch(students, data, sampler, teacher, seed, epoch, f"{name} epoch {epoch}/{recipe.epochs}")
+        train_epoch(students, data, sampler, teacher, seed, epoch, f"{name} epoch {epoch}/{recipe.epochs}")
         evaluate = epoch % recipe.eval_every == 0 or epoch == recipe.epochs
-        for i, s in enumerate(students):
+        for s in students:
             if s.bad.item():
                 raise KDError(f"{name}: the training loss became NaN or infinite in epoch {epoch} "
                               f"(terms {', '.join(s.sums)}). Lower the learning rate or the loss weights; "
@@ -210,7 +209,7 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
                 on_epoch(epoch, s)
         msg = "; ".join(f"test top-1 {s.history[-1]['test_top1']:.2f}" for s in students
                         if "test_top1" in s.history[-1])
-        log(f"{name} epoch {epoch}/{recipe.epochs}: {sum(len(b) for b in plan)} samples, "
+        log(f"{name} epoch {epoch}/{recipe.epochs}: {students[0].seen} samples, "
             f"{time.perf_counter() - t0:.1f}s" + (f", {msg}" if msg else ""))
     wall = time.perf_counter() - start
     if teacher is not None:

@@ -16,3 +16,26 @@ def fmnist():
     """Real Fashion-MNIST (tests never use fake data for what they call real)."""
     torch.set_num_threads(2)
     return load_dataset("fashion_mnist")
+
+
+@pytest.fixture
+def smoke(tmp_path):
+    """Run an experiment script's smoke profile (1 seed) into tmp_path; check it produced a complete grid,
+    a figure and a table with a verdict; return its rows."""
+    import importlib
+
+    import pandas as pd
+
+    from kd import harness
+
+    def run(name: str):
+        module = importlib.import_module(f"experiments.{name}")
+        code = harness.main(module, ["--profile", "smoke", "--seeds", "1", "--device", "cpu", "--results-root",
+                                     str(tmp_path), "--figures-root", str(tmp_path)])
+        assert code == 0
+        rows = pd.read_csv(tmp_path / name / "smoke" / "runs.csv")
+        assert len(rows) == len(module.grid(module.PROFILES["smoke"], 1)) and set(rows.status) == {"done"}
+        assert (tmp_path / f"{name}_smoke.png").exists()
+        assert "**Verdict: " in (tmp_path / name / "smoke" / "table.md").read_text()
+        return rows
+    return run

@@ -29,7 +29,7 @@ def test_smoke_end_to_end_csv_figure_and_table_agree(tmp_path, capsys):
     assert out.figure.stat().st_size > 10_000
     table = out.table.read_text()
     for condition, part in rows.groupby("condition"):
-        line = next(l for l in table.splitlines() if f"| {condition} " in l)
+        line = next(x for x in table.splitlines() if f"| {condition} " in x)
         mean, std = part.final_test_top1.mean(), part.final_test_top1.std()
         assert f"{mean:.2f} ± {std:.2f} (n=2)" in line
     verdict = re.search(r"\*\*Verdict: (.+?)\.\*\*", table).group(1)
