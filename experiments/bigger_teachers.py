@@ -132,6 +132,10 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame, scratch: pd.Series, out: har
                      title=f"{series}: teacher accuracy")
         loss_ax.set(xscale="log", xlabel="teacher parameters (M)", ylabel="final train KD term",
                     title=f"{series}: how far the student is from the teacher")
+        sizes = first.teacher_params / 1e6
+        for ax in row_axes:  # ticks at the teachers' sizes: log-axis minor labels overlap on a short range
+            ax.set_xticks(sizes, [f"{m:.2g}" for m in sizes])
+            ax.minorticks_off()
         acc_ax.legend(fontsize=8)
         loss_ax.legend(fontsize=8)
     sns.despine(fig)
