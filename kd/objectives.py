@@ -30,8 +30,9 @@ class CrossEntropy:
 class Distill:
     """ce_weight * CE + kd_weight * mean_i(w_i * term_i): the shape shared by every logit method.
 
-    `stop_epoch` (ESKD, Cho & Hariharan 2019): the distillation term is switched off after that epoch and the
-    teacher is no longer run. `sample_weights(teacher_logits, targets, epoch)` gives per-sample weights
+    `stop_epoch` (ESKD, Cho & Hariharan 2019): after that epoch the teacher is no longer run and the loss is
+    plain cross-entropy with weight 1, the scratch student's objective (alpha -> 0 in
+    (1 - alpha) CE + alpha KD); keeping ce_weight = 0.1 would cut the step size tenfold instead. `sample_weights(teacher_logits, targets, epoch)` gives per-sample weights
     (KDAS quality calibration); None weighs every sample 1.
     """
     ce_weight: float = 1.0
@@ -46,13 +47,12 @@ class Distill:
         return self.stop_epoch is None or epoch <= self.stop_epoch
 
     def __call__(self, s: Tensor, t: Tensor | None, y: Tensor, idx: Tensor, epoch: int) -> dict:
-        out = {"ce": self.ce_weight * losses.cross_entropy(s, y)}
-        if self.uses_teacher(epoch):
-            per_sample = self.term(s.float(), t.float(), y, epoch)
-            if self.sample_weights is not None:
-                per_sample = per_sample * self.sample_weights(t.float(), y, epoch)
-            out["kd"] = self.kd_weight * per_sample.mean()
-        return out
+        if not self.uses_teacher(epoch):
+            return {"ce": losses.cross_entropy(s, y)}
+        per_sample = self.term(s.float(), t.float(), y, epoch)
+        if self.sample_weights is not None:
+            per_sample = per_sample * self.sample_weights(t.float(), y, epoch)
+        return {"ce": self.ce_weight * losses.cross_entropy(s, y), "kd": self.kd_weight * per_sample.mean()}
 
 
 @dataclass

@@ -50,6 +50,15 @@ def test_eskd_stops_running_the_teacher(fmnist):
     assert teacher.forwards == test_forwards + 200  # one epoch of training views only
 
 
+def test_eskd_after_the_stop_is_the_scratch_objective():
+    s, t, y, idx = torch.randn(4, 5), torch.randn(4, 5), torch.tensor([0, 1, 2, 3]), torch.arange(4)
+    eskd = KD(temperature=4.0, ce_weight=0.1, kd_weight=0.9, stop_epoch=2)
+    assert set(eskd(s, t, y, idx, 2)) == {"ce", "kd"}
+    assert torch.allclose(eskd(s, t, y, idx, 2)["ce"], 0.1 * CrossEntropy()(s, None, y, idx, 3)["ce"])
+    after = eskd(s, None, y, idx, 3)
+    assert set(after) == {"ce"} and torch.equal(after["ce"], CrossEntropy()(s, None, y, idx, 3)["ce"])
+
+
 def test_dkd_warmup_ramps_the_term():
     s, t, y = torch.randn(4, 5), torch.randn(4, 5), torch.tensor([0, 1, 2, 3])
     dkd = DKD(warmup=4)
