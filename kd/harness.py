@@ -368,8 +368,9 @@ def _main(module, args) -> int:
             total += sec
             print(f"  {state:4s} {records.run_id(c)}  {c['condition']:24s} seed {c['seed']}  "
                   f"{c['train_size']:>7d} samples x {c['recipe']['epochs']} epochs  ~{sec / 60:.1f} min")
-        print(f"estimated {total / 60:.0f} min on {records.device_name(device)} (timed on random inputs, "
-              f"teachers not included; teachers already in the cache and cached teacher logits cost less)")
+        print(f"estimated {total / 60:.0f} min on {records.device_name(device)}, timed on random inputs: an "
+              f"upper bound, as the teacher's forward pass is counted on every step while the logit cache "
+              f"serves most of them in a sweep; training teachers not yet cached is not included")
         return 0
 
     ctx = Context(p, args.device, args.data_dir, out=out)
