@@ -31,9 +31,10 @@ class Distill:
     """ce_weight * CE + kd_weight * mean_i(w_i * term_i): the shape shared by every logit method.
 
     `stop_epoch` (ESKD, Cho & Hariharan 2019): after that epoch the teacher is no longer run and the loss is
-    plain cross-entropy with weight 1, the scratch student's objective (alpha -> 0 in
-    (1 - alpha) CE + alpha KD); keeping ce_weight = 0.1 would cut the step size tenfold instead. `sample_weights(teacher_logits, targets, epoch)` gives per-sample weights
-    (KDAS quality calibration); None weighs every sample 1.
+    plain cross-entropy with weight 1, the scratch student's objective (alpha -> 0 in (1 - alpha) CE +
+    alpha KD); keeping ce_weight = 0.1 would cut the step size tenfold instead.
+    `sample_weights(teacher_logits, targets, epoch)` gives per-sample weights (KDAS quality calibration);
+    None weighs every sample 1.
     """
     ce_weight: float = 1.0
     kd_weight: float = 1.0
