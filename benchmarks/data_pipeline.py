@@ -85,6 +85,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--images", type=int, default=10000)
     args = ap.parse_args()
+    records.git_commit()  # pin the commit of the code this process loaded, before the long timing
     device = resolve_device("cpu")
     data = load_dataset("fashion_mnist", device=device)
     pool = balanced_subset(data.train_y, per_class=args.images // 10, seed=0)

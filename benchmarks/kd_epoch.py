@@ -187,4 +187,5 @@ if __name__ == "__main__":
     ap.add_argument("--compile", action="store_true", help="torch.compile our students (CUDA)")
     ap.add_argument("--out", default="results/benchmarks/kd_epoch.csv")
     args = ap.parse_args()
+    records.git_commit()  # pin the commit of the code this process loaded, before the long timing
     main()

@@ -32,6 +32,7 @@ def main():
     ap.add_argument("--profile", default="cpu")
     ap.add_argument("--out", default=str(REPO / "results/benchmarks/sweep_cache.csv"))
     args = ap.parse_args()
+    records.git_commit()  # pin the commit of the code this process loaded, before the long timing
     module = importlib.import_module(f"experiments.{args.experiment}")
     p = module.PROFILES[args.profile]
     with tempfile.TemporaryDirectory() as tmp:
