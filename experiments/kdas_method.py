@@ -65,8 +65,8 @@ def run(config: dict, ctx) -> dict:
 
 # ------------------------------------------------------------------------------------------ analysis
 def verdict_for(rows: pd.DataFrame, base: str) -> tuple[str, dict]:
-    """The rule, fixed before any result was seen: accuracy differences within two standard errors are
-    noise; time saving = 1 - mean wall time(+KDAS) / mean wall time(base).
+    """The rule, fixed before any result was seen: accuracy differences within two standard errors are noise.
+    Time saving = 1 - mean wall time(+KDAS) / mean wall time(base).
     reproduced: +KDAS is not less accurate than the base and saves at least 10% of its time.
     not reproduced: +KDAS is less accurate, or saves no time. inconclusive: anything else."""
     part = lambda condition: rows[rows.condition == condition]  # noqa: E731

@@ -244,8 +244,8 @@ def judge(rows: pd.DataFrame, by: str, verdict_for, *args, suffix: str = "") -> 
 
 
 def rule_of(verdict_for) -> str:
-    """A verdict rule as written in its function's docstring (after the first line)."""
-    return " ".join(verdict_for.__doc__.split("\n", 1)[1].split())
+    """A verdict rule as written in its function's docstring, whole: its first line says what noise is."""
+    return " ".join(verdict_for.__doc__.split())
 
 
 def accuracy_cells(summary: pd.DataFrame) -> list[str]:
