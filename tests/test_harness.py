@@ -157,3 +157,10 @@ def test_every_experiment_lists_its_cpu_grid(name, tmp_path, capsys):
     assert f"{n} runs, 0 done, {n} to run" in out and "estimated" in out
     assert len({records.run_id(c) for c in module.grid(module.PROFILES["paper"], 3)}) == len(
         module.grid(module.PROFILES["paper"], 3))  # every paper run has its own identity
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_verdict_rule_says_what_noise_is(name):
+    import importlib
+    rule = harness.rule_of(importlib.import_module(f"experiments.{name}").verdict_for)
+    assert "two standard errors are noise" in rule and "not reproduced:" in rule, rule
