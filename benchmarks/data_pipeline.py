@@ -26,7 +26,8 @@ from kd.data import balanced_subset, load_dataset  # noqa: E402
 from kd.models import create_model  # noqa: E402
 from kd.objectives import CrossEntropy  # noqa: E402
 from kd.samplers import Shuffle  # noqa: E402
-from kd.train import Recipe, Student, resolve_device  # noqa: E402
+from kd.device import resolve_device  # noqa: E402
+from kd.train import Recipe, Student  # noqa: E402
 
 BATCH = 128
 

@@ -34,7 +34,8 @@ from kd.models import create_model  # noqa: E402
 from kd.objectives import KD, CrossEntropy  # noqa: E402
 from kd.samplers import Shuffle  # noqa: E402
 from kd.teachers import TeacherLogits  # noqa: E402
-from kd.train import Recipe, Student, resolve_device, train_epoch  # noqa: E402
+from kd.device import place, resolve_device  # noqa: E402
+from kd.train import Recipe, Student, train_epoch  # noqa: E402
 
 # Dense bf16 peak of the GPUs this repo has been measured on (TFLOP/s), for "how far from the limit".
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
@@ -121,8 +122,8 @@ def main():
     data, pool = make_data(args.data, args.images, device)
     batch = args.batch_size
     torch.manual_seed(0)
-    teacher_model = create_model(args.teacher, data.num_classes, data.in_chans).to(device).eval()
-    teacher_model = teacher_model.to(memory_format=torch.channels_last).requires_grad_(False)
+    teacher_model = place(create_model(args.teacher, data.num_classes, data.in_chans), device).eval()
+    teacher_model = teacher_model.requires_grad_(False)
     raw = data.train_padded[pool.to(data.device), data.pad:-data.pad, data.pad:-data.pad].cpu()
     peer_set = PilDataset(raw, data.train_y[pool.to(data.device)].cpu(), data.pad, tuple(data.mean.tolist()),
                           tuple(data.std.tolist()))

@@ -17,7 +17,8 @@ from kd.models import create_model
 from kd.objectives import LOSSES, make_objective
 from kd.samplers import Shuffle
 from kd.teachers import TeacherLogits, external_logits_dir, load_checkpoint, teacher_logits, teacher_spec, train_teacher
-from kd.train import Recipe, fit, resolve_device
+from kd.device import resolve_device
+from kd.train import Recipe, fit
 
 # Per-dataset default recipes: the papers' for CIFAR (mdistiller) and ImageNet; a short one for the
 # offline Fashion-MNIST scale.

@@ -15,6 +15,7 @@ style. Results go to results/<NAME>/<profile>/, the figure to figures/<NAME>_<pr
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import time
@@ -29,11 +30,13 @@ import torch
 from kd import records
 from kd.data import balanced_subset, load_dataset
 from kd.errors import KDError
+from kd.isolation import ChildRunner, RunFailed
 from kd.models import create_model
 from kd.objectives import QualityWeights, make_objective
 from kd.samplers import Shuffle, make_kdas
 from kd.teachers import TeacherLogits, teacher_logits, teacher_spec
-from kd.train import Recipe, fit, resolve_device
+from kd.device import place, resolve_device
+from kd.train import Recipe, fit
 
 matplotlib.use("Agg")
 REPO = records.REPO
@@ -291,12 +294,10 @@ def estimate_seconds(config: dict, device: torch.device, cache: dict) -> float:
     key = (config["student"], config["student_width"], t and t["model"], t and t["width"], batch)
     if key not in cache:
         x = torch.randn(batch, chans, size, size, device=device).contiguous(memory_format=torch.channels_last)
-        s = create_model(config["student"], classes, chans, config["student_width"]).to(device)
-        s = s.to(memory_format=torch.channels_last)
+        s = place(create_model(config["student"], classes, chans, config["student_width"]), device)
         teacher = None
         if t is not None:
-            teacher = create_model(t["model"], classes, chans, t["width"]).to(device).eval()
-            teacher = teacher.to(memory_format=torch.channels_last)
+            teacher = place(create_model(t["model"], classes, chans, t["width"]), device).eval()
         times = []
         for _ in range(5):  # the first passes pay for oneDNN's kernel set-up: keep the fastest
             start = time.perf_counter()
@@ -329,16 +330,18 @@ def parse_args(module, argv=None):
     return ap.parse_args(argv)
 
 
-def main(module, argv=None) -> int:
+def main(module, argv=None, isolate: bool = True) -> int:
+    """Run a finding's command line. `isolate` (the default) trains each run in a child process, so that a
+    run killed by a signal fails alone; isolate=False runs them in this process (tests that patch `run`)."""
     args = parse_args(module, argv)
     try:
-        return _main(module, args)
+        return _main(module, args, isolate)
     except KDError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
-def _main(module, args) -> int:
+def _main(module, args, isolate: bool) -> int:
     records.git_commit()  # pin the commit of the code this process loaded, before any long run
     p = dict(module.PROFILES[args.profile])
     seeds = args.seeds if args.seeds is not None else p["seeds"]
@@ -373,36 +376,72 @@ def _main(module, args) -> int:
               f"serves most of them in a sweep; training teachers not yet cached is not included")
         return 0
 
-    ctx = Context(p, args.device, args.data_dir, out=out)
-    ctx.data  # a missing dataset fails here, before any training
+    device = resolve_device(args.device)  # a bad --device fails here, before any training
+    if isolate:  # a missing dataset fails when the child starts, before any training
+        runner = ChildRunner(_child_runs, importable_name(module), args.profile, args.device, args.data_dir, out)
+    else:
+        runner = _in_process_runs(module, Context(p, args.device, args.data_dir, out=out))
     failed = []
     start = time.perf_counter()
-    for i, config in enumerate(todo):
-        rid = records.run_id(config)
-        ctx.log(f"[{i + 1}/{len(todo)}] {module.NAME} {config['condition']} seed {config['seed']} ({rid})")
-        try:
-            result = module.run(config, ctx)
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # record it, go on with the sweep; a re-run redoes it
-            message = str(exc) if isinstance(exc, KDError) else traceback.format_exc(limit=3)
-            ctx.log(f"run {rid} failed: {message}")
-            records.append_row(out.runs, {"run_id": rid, "status": "failed", **records.flatten(config),
-                                          "error": message.strip().splitlines()[-1],
-                                          "git_commit": records.git_commit(), "command": records.command_line()})
-            failed.append(rid)
-            continue
-        row = records.make_row(config, result, config["seed"], ctx.device,
-                               {"profile": args.profile, **result.get("extra", {})})
-        records.write_history(out.history(rid), result["history"])
-        records.append_row(out.runs, row)
-    ctx.log(f"{len(todo) - len(failed)} runs trained in {(time.perf_counter() - start) / 60:.1f} min")
+    with (runner if isolate else contextlib.nullcontext()):
+        for i, config in enumerate(todo):
+            rid = records.run_id(config)
+            log(f"[{i + 1}/{len(todo)}] {module.NAME} {config['condition']} seed {config['seed']} ({rid})")
+            try:
+                result = runner(config)
+            except RunFailed as exc:  # record it, go on with the sweep; a re-run redoes it
+                log(f"run {rid} failed: {exc}")
+                records.append_row(out.runs, {"run_id": rid, "status": "failed", **records.flatten(config),
+                                              "error": str(exc).strip().splitlines()[-1],
+                                              "git_commit": records.git_commit(), "command": records.command_line(),
+                                              "device": records.device_name(device)})
+                failed.append(rid)
+                continue
+            row = records.make_row(config, result, config["seed"], device,
+                                   {"profile": args.profile, **result.get("extra", {})})
+            records.write_history(out.history(rid), result["history"])
+            records.append_row(out.runs, row)
+    log(f"{len(todo) - len(failed)} runs trained in {(time.perf_counter() - start) / 60:.1f} min")
     code = _report(module, completed(out), p, out, configs)
     if failed:
         print(f"{len(failed)} runs failed ({', '.join(failed)}); re-run the same command to redo them.",
               file=sys.stderr)
         return 1
     return code
+
+
+def log(msg: str):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def importable_name(module) -> str:
+    """The name a child process imports a finding by (also when it was started as a script)."""
+    if module.__name__ != "__main__":
+        return module.__name__
+    spec = getattr(module, "__spec__", None)
+    if spec is not None and spec.name:
+        return spec.name
+    return ".".join(Path(module.__file__).resolve().relative_to(REPO).with_suffix("").parts)
+
+
+def _child_runs(module_name: str, profile: str, device: str, data_dir, out: Outputs):
+    """In the child: the finding's context (device, data, teachers) once, then `run` per config."""
+    import importlib
+    module = importlib.import_module(module_name)
+    return _in_process_runs(module, Context(dict(module.PROFILES[profile]), device, data_dir, out=out))
+
+
+def _in_process_runs(module, ctx: Context):
+    ctx.data  # a missing dataset fails here, before any training
+
+    def run(config):
+        try:
+            return module.run(config, ctx)
+        except KDError as exc:
+            raise RunFailed(str(exc)) from None
+        except Exception:
+            raise RunFailed(traceback.format_exc(limit=3)) from None
+    return run
 
 
 def _report(module, rows: pd.DataFrame, p: dict, out: Outputs, configs: list[dict]) -> int:

@@ -25,9 +25,8 @@ PUBLISHED_PARAMS_M = {"resnet20": 0.27, "resnet56": 0.86, "resnet110": 1.73, "re
 
 
 def _scaled(channels, width: float) -> tuple[int, ...]:
-    """Channels times the width multiplier, rounded to multiples of 8 as timm does. Besides suiting SIMD,
-    this avoids a oneDNN deadlock (torch 2.14 CPU, channels_last) in the backward pass of 1x1 stride-2
-    convolutions whose channel counts are not multiples of 8."""
+    """Channels times the width multiplier, rounded to multiples of 8 as timm does (suits SIMD; it was also
+    the first workaround for oneDNN's strided 1x1 convolution bugs, which kd.device.place now avoids)."""
     return tuple(c if width == 1 else make_divisible(c * width, 8) for c in channels)
 
 

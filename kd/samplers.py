@@ -15,7 +15,7 @@ from torch import Tensor
 from kd.data import Batch, generator
 from kd.errors import KDError
 from kd.losses import kl_ts
-from kd.train import autocast
+from kd.device import autocast
 
 
 class Shuffle:

@@ -23,7 +23,8 @@ from kd.models import create_model
 from kd.records import atomic_save
 from kd.objectives import CrossEntropy
 from kd.samplers import Shuffle
-from kd.train import Recipe, autocast, fit, predict
+from kd.device import autocast, place
+from kd.train import Recipe, fit, predict
 
 
 def cache_dir() -> Path:
@@ -145,7 +146,7 @@ def load_checkpoint(path, data, device, arch: str | None = None):
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
         raise KDError(f"Checkpoint {path} does not fit a {ckpt['arch']}: {str(exc).splitlines()[0]}") from None
-    model = model.to(device).to(memory_format=torch.channels_last).eval().requires_grad_(False)
+    model = place(model, device).eval().requires_grad_(False)
     info = {k: v for k, v in ckpt.items() if k != "state_dict"}
     info["path"] = str(path)
     info["test_top1"] = topk_accuracy(predict(model, data, "test"), data.targets("test").to(device))

@@ -4,9 +4,7 @@ lock-step on the same batches, sharing one teacher pass.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -15,6 +13,7 @@ import torch
 from timm.scheduler import CosineLRScheduler, MultiStepLRScheduler
 from tqdm import tqdm
 
+from kd.device import autocast, place
 from kd.errors import KDError
 from kd.metrics import classification_metrics
 from kd.objectives import has_nonfinite
@@ -66,26 +65,6 @@ class Recipe:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA when present; on CPU every core is used."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise KDError(f"Device '{name}' was asked for but no CUDA GPU is visible; use --device cpu.")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise KDError(f"Unknown device '{name}'; use auto, cpu or cuda[:N].")
-    if name == "cpu":
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
-    return torch.device(name)
-
-
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA; fp32 on CPU (bf16 is slower than fp32 on most CPUs)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 @torch.no_grad()
 def predict(model, data, split: str, idx=None, batch_size: int | None = None) -> torch.Tensor:
     """float32 logits of clean views, in eval mode, in large batches (restores the model's mode)."""
@@ -115,7 +94,7 @@ class Student:
     """One model being trained: its objective, optimiser, schedule and running sums."""
 
     def __init__(self, model, objective, recipe: Recipe, device):
-        self.model = model.to(device).to(memory_format=torch.channels_last).train()
+        self.model = place(model, device).train()
         self.forward = torch.compile(self.model) if recipe.compile else self.model
         self.objective = objective
         self.opt = torch.optim.SGD(self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum,

@@ -11,9 +11,9 @@ from kd import harness, records
 from kd.data import TensorData
 
 
-def main(tmp_path, *args):
+def main(tmp_path, *args, isolate=True):
     return harness.main(f3, ["--profile", "smoke", "--device", "cpu", "--results-root", str(tmp_path / "results"),
-                             "--figures-root", str(tmp_path / "figures"), *args])
+                             "--figures-root", str(tmp_path / "figures"), *args], isolate)
 
 
 def out_of(tmp_path):
@@ -57,13 +57,13 @@ def test_resume_after_an_interrupted_sweep(tmp_path, monkeypatch):
 
     monkeypatch.setattr(f3, "run", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        main(tmp_path, "--seeds", "1")
+        main(tmp_path, "--seeds", "1", isolate=False)  # in this process, so that the patched run is used
     rows = pd.read_csv(out_of(tmp_path).runs)
     assert len(rows) == 3 and set(rows.status) == {"done"}  # no half row from the killed run
 
     calls.clear()
     monkeypatch.setattr(f3, "run", lambda config, ctx: calls.append(config["condition"]) or real_run(config, ctx))
-    assert main(tmp_path, "--seeds", "1") == 0
+    assert main(tmp_path, "--seeds", "1", isolate=False) == 0
     assert len(calls) == 5 and not set(calls) & set(rows.condition)  # only the missing runs
     assert len(pd.read_csv(out_of(tmp_path).runs)) == 8
 
@@ -77,7 +77,7 @@ def test_failed_runs_are_recorded_and_redone(tmp_path, monkeypatch):
         return real_run(config, ctx)
 
     monkeypatch.setattr(f3, "run", flaky)
-    assert main(tmp_path, "--seeds", "1") == 1
+    assert main(tmp_path, "--seeds", "1", isolate=False) == 1
     rows = pd.read_csv(out_of(tmp_path).runs)
     assert rows.set_index("condition").loc["random", "status"] == "failed"
     monkeypatch.setattr(f3, "run", real_run)

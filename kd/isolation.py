@@ -1,0 +1,104 @@
+"""Runs of a sweep in a child process, so that a run which kills its process (a oneDNN segfault, the OOM
+killer, an abort in native code) fails alone: the sweep records why and goes on with the next run in a
+fresh child. Successive runs share one child while it lives, so what they share in memory (the dataset,
+teachers, rankings) is loaded once.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import traceback
+
+from kd.errors import KDError
+
+
+class RunFailed(Exception):
+    """One run failed (an exception in it, or its process died); the message says why, in a line."""
+
+
+def exit_cause(code: int | None) -> str:
+    if code is not None and code < 0:
+        name = signal.Signals(-code).name
+        hint = " (out of memory, or killed from outside)" if name == "SIGKILL" else ""
+        return f"the run's process was killed by {name}{hint}"
+    return f"the run's process exited with code {code}"
+
+
+def _serve(conn, setup, args):
+    """The child: build the per-run function once, then answer one config at a time until told to stop."""
+    try:
+        call = setup(*args)
+    except Exception as exc:
+        conn.send(("error", str(exc) if isinstance(exc, KDError) else traceback.format_exc(limit=3)))
+        return
+    conn.send(("ready", None))
+    try:
+        while (config := conn.recv()) is not None:
+            try:
+                conn.send(("ok", call(config)))
+            except KDError as exc:
+                conn.send(("failed", str(exc)))
+            except Exception:
+                conn.send(("failed", traceback.format_exc(limit=3)))
+    except (KeyboardInterrupt, EOFError):  # Ctrl-C reaches the whole process group; the parent reports it
+        pass
+
+
+class ChildRunner:
+    """`runner(config)` returns `setup(*args)(config)`, computed in a spawned child process; raises
+    RunFailed when the run raised or its process died. A failure to set up (e.g. missing data) is a
+    KDError: it would fail every run alike."""
+
+    def __init__(self, setup, *args):
+        self.setup, self.args, self.proc, self.conn = setup, args, None, None
+
+    def _start(self):
+        ctx = multiprocessing.get_context("spawn")  # fork would copy the parent's oneDNN/OpenMP state
+        self.conn, child_conn = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child_conn, self.setup, self.args), daemon=True)
+        self.proc.start()
+        child_conn.close()
+        kind, value = self._receive("while starting")
+        if kind != "ready":
+            self.close()
+            raise KDError(value.strip())
+
+    def _receive(self, when: str):
+        try:
+            return self.conn.recv()
+        except EOFError:
+            self.proc.join()
+            cause = exit_cause(self.proc.exitcode)
+            self.proc = None
+            if when == "while starting":
+                raise KDError(f"{cause} {when}.") from None
+            raise RunFailed(cause) from None
+
+    def __call__(self, config):
+        if self.proc is None:
+            self._start()
+        self.conn.send(config)
+        kind, value = self._receive("during the run")
+        if kind == "failed":
+            raise RunFailed(value)
+        return value
+
+    def close(self):
+        if self.proc is not None:
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+            self.proc.join(timeout=10)
+            if self.proc.is_alive():
+                self.proc.kill()
+            self.proc = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None and self.proc is not None:  # interrupted: do not wait for the run in flight
+            self.proc.kill()
+            self.proc = None
+        self.close()

@@ -1,0 +1,30 @@
+"""A sweep survives runs that die: a run killed by a signal or stopped by a NaN loss is recorded as failed
+with its cause, the other runs go on, and the next invocation redoes exactly the failed ones."""
+import pandas as pd
+
+from kd import harness
+from tests import faulty_finding
+
+
+def test_a_crashed_run_and_a_nan_run_fail_alone_and_are_redone(tmp_path, monkeypatch, capsys):
+    argv = ["--profile", "smoke", "--seeds", "1", "--device", "cpu", "--results-root", str(tmp_path),
+            "--figures-root", str(tmp_path)]
+    runs = tmp_path / faulty_finding.NAME / "smoke" / "runs.csv"
+    monkeypatch.setenv("KD_TEST_FAULTS", "1")
+    assert harness.main(faulty_finding, argv) == 1
+    rows = pd.read_csv(runs).set_index("condition")
+    assert rows.loc["random", "status"] == "failed"
+    assert rows.loc["random", "error"] == "the run's process was killed by SIGSEGV"
+    assert rows.loc["per_class:low", "status"] == "failed"
+    assert "NaN or infinite in epoch 1" in rows.loc["per_class:low", "error"]
+    assert (rows.drop(["random", "per_class:low"]).status == "done").all() and len(rows) == 8
+    err = capsys.readouterr().err
+    assert "2 runs failed" in err and "re-run the same command" in err
+    done_before = rows[rows.status == "done"][["run_id", "final_test_top1"]]
+
+    monkeypatch.setenv("KD_TEST_FAULTS", "0")
+    assert harness.main(faulty_finding, argv) == 0
+    after = pd.read_csv(runs)
+    assert len(after) == 8 and set(after.status) == {"done"} and after.run_id.is_unique
+    kept = after.set_index("run_id").loc[done_before.run_id, "final_test_top1"]
+    assert list(kept) == list(done_before.final_test_top1)  # earlier results untouched, only failures redone
