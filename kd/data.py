@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -193,16 +194,32 @@ class _Indexed(torch.utils.data.Dataset):
 
 
 # ---------------------------------------------------------------------------------------------- loading
-def _read_idx(path: Path) -> Tensor:
-    """An IDX file (MNIST format), gzipped or not, as a uint8 tensor."""
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
-    ndim = raw[3]
-    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
-    return torch.from_numpy(np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).copy()).view(shape)
+def _read_idx(path: Path, shape: tuple) -> Tensor:
+    """An IDX file (MNIST format), gzipped or not, as a uint8 tensor of the expected shape; a truncated or
+    damaged file is a KDError that names it."""
+    try:
+        raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DamagedData(path, f"it cannot be decompressed ({type(exc).__name__}: {exc})") from None
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08" or raw[3] != len(shape):
+        raise DamagedData(path, f"its header is not that of a {len(shape)}-d uint8 IDX file")
+    found = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(len(shape)))
+    size = 4 + 4 * len(shape) + int(np.prod(found))
+    if found != shape or len(raw) != size:
+        raise DamagedData(path, f"it holds {len(raw)} bytes of shape {found}, expected {size} bytes of shape {shape}")
+    return torch.from_numpy(np.frombuffer(raw, np.uint8, offset=4 + 4 * len(shape)).copy()).view(shape)
 
 
-FMNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                "t10k-labels-idx1-ubyte")
+class DamagedData(KDError):
+    def __init__(self, path: Path, why: str):
+        how = (f"reinstall it with `apt-get install --reinstall -y dataset-fashion-mnist`"
+               if Path(path).parent == DEBIAN_FASHION_MNIST else
+               "replace it with an intact copy (or delete it and let torchvision download it again)")
+        super().__init__(f"The dataset file {path} is damaged: {why}. Nothing was trained; {how}.")
+
+
+FMNIST_FILES = {"train-images-idx3-ubyte": (60000, 28, 28), "train-labels-idx1-ubyte": (60000,),
+                "t10k-images-idx3-ubyte": (10000, 28, 28), "t10k-labels-idx1-ubyte": (10000,)}
 
 
 def _find_idx_files(folder: Path) -> list[Path] | None:
@@ -215,30 +232,44 @@ def _find_idx_files(folder: Path) -> list[Path] | None:
     return found
 
 
-def _roots(data_dir) -> list[Path]:
-    roots = [Path(p) for p in (data_dir, os.environ.get("KD_DATA")) if p]
-    return roots
+def _explicit_root(data_dir) -> Path | None:
+    """The folder the user named (--data-dir, else $KD_DATA): used alone, never silently passed over."""
+    if data_dir:
+        root, origin = Path(data_dir), "--data-dir"
+    elif os.environ.get("KD_DATA"):
+        root, origin = Path(os.environ["KD_DATA"]), "$KD_DATA"
+    else:
+        return None
+    if not root.is_dir():
+        raise KDError(f"The data folder {root} (from {origin}) does not exist. Point {origin} at the folder "
+                      f"that holds the dataset, or leave it out to use the default location.")
+    return root
 
 
 def _fashion_mnist(data_dir=None, pad: int = 2, **_) -> TensorData:
-    candidates = [d for r in _roots(data_dir) for d in (r, r / "FashionMNIST" / "raw")]
-    candidates.append(DEBIAN_FASHION_MNIST)
+    root = _explicit_root(data_dir)
+    candidates = [root, root / "FashionMNIST" / "raw"] if root else [DEBIAN_FASHION_MNIST]
     files = next((f for f in map(_find_idx_files, candidates) if f), None)
+    wanted = ", ".join(f"{n}[.gz]" for n in FMNIST_FILES)
+    if files is None and root is not None:
+        raise KDError(f"Fashion-MNIST was not found in {root} (looked for {wanted} in "
+                      f"{' and '.join(map(str, candidates))}). Put the four files there, point --data-dir "
+                      f"(or KD_DATA) at the folder that holds them, or leave both out to use "
+                      f"{DEBIAN_FASHION_MNIST} (`apt-get update && apt-get install -y dataset-fashion-mnist`).")
     if files is None:
-        target = (_roots(data_dir) or [DEFAULT_DOWNLOAD_DIR])[0]
         try:
             from torchvision.datasets import FashionMNIST
-            FashionMNIST(target, train=True, download=True)
-            FashionMNIST(target, train=False, download=True)
-            files = _find_idx_files(target / "FashionMNIST" / "raw")
+            FashionMNIST(DEFAULT_DOWNLOAD_DIR, train=True, download=True)
+            FashionMNIST(DEFAULT_DOWNLOAD_DIR, train=False, download=True)
+            files = _find_idx_files(DEFAULT_DOWNLOAD_DIR / "FashionMNIST" / "raw")
         except Exception as exc:  # no network: say how to get the data instead
             raise KDError(
-                f"Fashion-MNIST was not found (looked in {', '.join(map(str, candidates))}) and downloading it "
-                f"to {target} failed ({type(exc).__name__}: {exc}). Install it offline with "
+                f"Fashion-MNIST was not found in {DEBIAN_FASHION_MNIST} and downloading it to "
+                f"{DEFAULT_DOWNLOAD_DIR} failed ({type(exc).__name__}: {exc}). Install it offline with "
                 f"`apt-get update && apt-get install -y dataset-fashion-mnist` (files land in "
                 f"{DEBIAN_FASHION_MNIST}), or put the four idx files in a folder and pass --data-dir "
                 f"(or set KD_DATA) to it.") from None
-    tr_x, tr_y, te_x, te_y = map(_read_idx, files)
+    tr_x, tr_y, te_x, te_y = (_read_idx(f, shape) for f, shape in zip(files, FMNIST_FILES.values()))
     return TensorData("fashion_mnist", tr_x[..., None], tr_y.long(), te_x[..., None], te_y.long(), 10,
                       (0.2860,), (0.3530,), pad)
 
@@ -247,20 +278,22 @@ def _cifar(num_classes: int):
     def load(data_dir=None, pad: int = 4, **_) -> TensorData:
         from torchvision import datasets
         cls = datasets.CIFAR10 if num_classes == 10 else datasets.CIFAR100
-        roots = _roots(data_dir) or [DEFAULT_DOWNLOAD_DIR]
-        sets = None
-        for root in roots:
-            try:
-                sets = [cls(root, train=t, download=False) for t in (True, False)]
-                break
-            except RuntimeError:
-                continue
+        root = _explicit_root(data_dir)
+        try:
+            sets = [cls(root or DEFAULT_DOWNLOAD_DIR, train=t, download=False) for t in (True, False)]
+        except (RuntimeError, OSError, EOFError, ValueError) as exc:  # missing, or a damaged pickle
+            sets, missing = None, exc
+        if sets is None and root is not None:
+            raise KDError(f"CIFAR-{num_classes} was not found or is damaged in {root} ({missing}). Extract "
+                          f"cifar-{num_classes}-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) "
+                          f"into that folder, or leave --data-dir and KD_DATA out to download it to "
+                          f"{DEFAULT_DOWNLOAD_DIR}.")
         if sets is None:
             try:
-                sets = [cls(roots[0], train=t, download=True) for t in (True, False)]
+                sets = [cls(DEFAULT_DOWNLOAD_DIR, train=t, download=True) for t in (True, False)]
             except Exception as exc:
                 raise KDError(
-                    f"CIFAR-{num_classes} was not found in {', '.join(map(str, roots))} and downloading it "
+                    f"CIFAR-{num_classes} was not found in {DEFAULT_DOWNLOAD_DIR} and downloading it "
                     f"failed ({type(exc).__name__}: {exc}). Download cifar-{num_classes}-python.tar.gz from "
                     f"https://www.cs.toronto.edu/~kriz/cifar.html on a machine with network, extract it into a "
                     f"folder and pass --data-dir (or set KD_DATA) to that folder.") from None

@@ -188,7 +188,7 @@ class Outputs:
 
 
 def completed(out: Outputs) -> pd.DataFrame:
-    rows = records.read_rows(out.runs)
+    rows = records.read_rows(out.runs, required=("run_id", "status"))
     return rows[rows["status"] == "done"] if "status" in rows else rows
 
 

@@ -10,13 +10,14 @@ teacher checkpoint, and merged under a file lock, so parallel sweeps add to one 
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import torch
 from filelock import FileLock
 
-from kd.records import atomic_save
+from kd.records import DamagedFile, atomic_save, load_saved
 
 
 def max_table_bytes() -> float:
@@ -32,12 +33,22 @@ class LogitTable:
         self.filled = torch.zeros(num_samples, num_views, dtype=torch.bool, device=device)
         self.path, self.saved = path, 0
         if path is not None and path.exists():
-            self._merge(torch.load(path, map_location=device, weights_only=True))
+            self._merge_file()
         self.saved = int(self.filled.sum())
 
     @staticmethod
     def fits(num_samples: int, num_views: int, num_classes: int) -> bool:
         return num_samples * num_views * (num_classes * 4 + 1) <= max_table_bytes()
+
+    def _merge_file(self):
+        """Add the stored entries; a damaged file is never used (its entries are computed again and the
+        next save replaces it)."""
+        try:
+            stored = load_saved(self.path, self.values.device)
+        except DamagedFile as exc:
+            logging.getLogger(__name__).warning("%s Its logits will be computed again.", exc)
+            return
+        self._merge(stored)
 
     def _merge(self, stored: dict):
         if tuple(stored["shape"]) != self.shape:
@@ -63,7 +74,7 @@ class LogitTable:
             return
         with FileLock(str(self.path) + ".lock"):
             if self.path.exists():
-                self._merge(torch.load(self.path, map_location=self.values.device, weights_only=True))
+                self._merge_file()
             keys = self.filled.flatten().nonzero().squeeze(1)
             atomic_save({"shape": self.shape, "keys": keys.cpu(),
                          "values": self.values.view(-1, self.shape[2])[keys].cpu()}, self.path)

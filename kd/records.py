@@ -20,6 +20,8 @@ import pandas as pd
 import torch
 from filelock import FileLock
 
+from kd.errors import KDError
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -89,21 +91,64 @@ def benchmark_row(benchmark: str, device: torch.device, **fields) -> dict:
 
 
 def _atomic_write(path: Path, write):
-    """write(tmp_path) then rename over `path`: readers see the old file or the new one, never half."""
+    """write(tmp_path), flush it to the disk, then rename over `path`: readers see the old file or the new
+    one, never half, and a power loss cannot leave an empty file under the final name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)  # the rename itself
+        finally:
+            os.close(folder)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
+def _digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return f"{Path(path).stat().st_size} {h.hexdigest()}"
+
+
+def _sum_path(path: Path) -> Path:
+    return Path(path).with_name(Path(path).name + ".sha256")
+
+
+class DamagedFile(KDError):
+    """A cache file whose size and hash differ from those recorded when it was written."""
+
+
 def atomic_save(obj, path: Path):
+    """torch.save, atomically, with the file's size and SHA-256 written beside it (checked by load_saved)."""
     _atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    digest = _digest(path)
+    _atomic_write(_sum_path(path), lambda tmp: Path(tmp).write_text(digest))
+
+
+def check_saved(path: Path):
+    """Raise DamagedFile unless `path` has the size and hash recorded beside it by atomic_save."""
+    sums = _sum_path(path)
+    if not sums.is_file():
+        raise DamagedFile(f"{path} has no record of its size and hash ({sums.name}): it was not written "
+                          f"completely by this version of the code.")
+    if _digest(path) != sums.read_text().strip():
+        raise DamagedFile(f"{path} is damaged: its size or SHA-256 differs from the one recorded when it was "
+                          f"written.")
+
+
+def load_saved(path: Path, map_location="cpu"):
+    check_saved(path)
+    return torch.load(path, map_location=map_location, weights_only=True)
 
 
 def _atomic_write_csv(df: pd.DataFrame, path: Path):
@@ -122,9 +167,25 @@ def append_row(path: Path, row: dict):
         _atomic_write_csv(new if old.empty else pd.concat([old, new], ignore_index=True), path)
 
 
-def read_rows(path: Path) -> pd.DataFrame:
+def read_rows(path: Path, required: tuple = ()) -> pd.DataFrame:
+    """A results CSV (empty if absent); a damaged one, or one without the `required` columns, is a KDError
+    that leaves the file as it is."""
     path = Path(path)
-    return pd.read_csv(path) if path.exists() and path.stat().st_size else pd.DataFrame()
+    if not (path.exists() and path.stat().st_size):
+        return pd.DataFrame()
+    try:
+        rows = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise KDError(f"The results file {path} is damaged and cannot be read ({why}). Nothing was written "
+                      f"or trained. Restore it (`git checkout -- {path}` for committed results) or move it "
+                      f"aside (`mv {path} {path}.bad`) to start its grid afresh.") from None
+    missing = [c for c in required if c not in rows]
+    if missing:
+        raise KDError(f"The results file {path} lacks the column(s) {', '.join(missing)} that every runs.csv "
+                      f"has, so it is damaged or not ours. Nothing was written or trained. Restore it (`git "
+                      f"checkout -- {path}` for committed results) or move it aside to start its grid afresh.")
+    return rows
 
 
 def write_history(path: Path, history: list[dict]):

@@ -20,7 +20,7 @@ from kd.errors import KDError
 from kd.logit_cache import LogitTable
 from kd.metrics import ensemble_logits, topk_accuracy
 from kd.models import create_model
-from kd.records import atomic_save
+from kd.records import DamagedFile, atomic_save, check_saved
 from kd.objectives import CrossEntropy
 from kd.samplers import Shuffle
 from kd.device import autocast, place
@@ -102,6 +102,12 @@ def get_teacher(spec: dict, data, device, snapshots=(), epoch: int | None = None
         raise KDError(f"A teacher snapshot must be at an epoch in [1, {last}], got {epoch}.")
     wanted = _folder(spec) / ("final.pt" if epoch == last else f"epoch{epoch}.pt")
     with FileLock(str(_folder(spec)) + ".lock"):
+        if wanted.exists():
+            try:
+                check_saved(wanted)
+            except DamagedFile as exc:  # never use it: train the teacher again, which rewrites it
+                log(f"{exc} Training the teacher again.")
+                wanted.unlink()
         if not wanted.exists():
             _train(spec, data, device, set(snapshots) | {epoch}, log)
     return load_checkpoint(wanted, data, device, spec["model"])
@@ -128,8 +134,16 @@ def load_checkpoint(path, data, device, arch: str | None = None):
                       f"a teacher model name with --teacher to train-or-load it through the cache.")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise KDError(f"Teacher checkpoint {path} could not be read ({type(exc).__name__}: {exc}).") from None
+    except Exception as exc:  # torch's own message is a page on weights_only: one sentence instead
+        raise KDError(f"Teacher checkpoint {path} could not be read as a PyTorch checkpoint of tensors "
+                      f"({type(exc).__name__}); give a file written by `python -m kd train`, or a state_dict "
+                      f"saved with torch.save.") from None
+    ours = isinstance(ckpt, dict) and "state_dict" in ckpt
+    weights = ckpt["state_dict"] if ours else ckpt
+    if (not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values())
+            or (ours and not {"arch", "num_classes", "in_chans"} <= set(ckpt))):
+        raise KDError(f"Teacher checkpoint {path} is neither a checkpoint of this repo (a dict with arch, "
+                      f"num_classes, in_chans and state_dict) nor a bare state_dict of tensors.")
     if "state_dict" not in ckpt:  # a bare state_dict from elsewhere
         if arch is None:
             raise KDError(f"{path} is a bare state_dict; say which model it is with --teacher.")

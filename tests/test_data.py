@@ -61,7 +61,8 @@ def test_balanced_subsets(fmnist):
 
 def test_missing_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setattr(kd_data, "DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
-    monkeypatch.setenv("KD_DATA", str(tmp_path / "empty"))
+    monkeypatch.setattr(kd_data, "DEFAULT_DOWNLOAD_DIR", tmp_path / "download")
+    monkeypatch.delenv("KD_DATA", raising=False)
 
     def no_network(*args, **kwargs):
         raise OSError("network unreachable")
@@ -100,3 +101,33 @@ def test_imagefolder(tmp_path):
     assert sum(len(b.y) for b in data.eval_batches("test")) == 6
     with pytest.raises(KDError, match="train/"):
         load_dataset("imagefolder", data_dir=tmp_path / "val")
+
+
+@pytest.mark.parametrize("via_env", [False, True])
+def test_an_explicit_data_dir_is_used_or_refused_never_passed_over(tmp_path, monkeypatch, via_env):
+    """The Debian copy is on this machine, but a named folder without the data is an error, not a fallback."""
+    (tmp_path / "empty").mkdir()
+    for folder, message in ((tmp_path / "missing", "does not exist"), (tmp_path / "empty", "was not found in")):
+        if via_env:
+            monkeypatch.setenv("KD_DATA", str(folder))
+        with pytest.raises(KDError, match=message):
+            load_dataset("fashion_mnist", data_dir=None if via_env else folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # nothing written
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "wrong shape"])
+def test_a_damaged_idx_file_is_named_with_how_to_fix_it(tmp_path, damage):
+    import gzip
+    for name in kd_data.FMNIST_FILES:
+        (tmp_path / (name + ".gz")).symlink_to(kd_data.DEBIAN_FASHION_MNIST / (name + ".gz"))
+    bad = tmp_path / "train-labels-idx1-ubyte.gz"
+    raw = bad.read_bytes()
+    bad.unlink()
+    if damage == "truncated":
+        bad.write_bytes(raw[: len(raw) // 2])
+    elif damage == "garbage":
+        bad.write_bytes(b"not a gzip file at all")
+    else:
+        bad.write_bytes(gzip.compress(gzip.decompress(raw)[:-10]))
+    with pytest.raises(KDError, match=f"{bad} is damaged.*Nothing was trained; replace it"):
+        load_dataset("fashion_mnist", data_dir=tmp_path)

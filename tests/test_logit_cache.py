@@ -98,3 +98,22 @@ def test_lockstep_students_share_the_teacher_pass_and_train_as_alone(fmnist, tea
                                 objectives=(objective,))
         assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), alone.state_dict().values()))
         assert r["final"]["test_top1"] == result["final"]["test_top1"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped byte", "no checksum"])
+def test_a_damaged_logit_file_is_never_used_and_is_rebuilt(fmnist, teacher, tmp_path, damage):
+    pool = balanced_subset(fmnist.train_y, per_class=40, seed=0)
+    _, (r1,) = distil(fmnist, TeacherLogits([teacher], fmnist, tmp_path / "logits"), pool)
+    path = next((tmp_path / "logits").glob("*train-views.pt"))
+    raw = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "flipped byte":  # still a loadable file, with other numbers in it
+        path.write_bytes(raw[:-100] + bytes([raw[-100] ^ 1]) + raw[-99:])
+    else:
+        path.with_name(path.name + ".sha256").unlink()
+    (student,), (r2,) = distil(fmnist, TeacherLogits([teacher], fmnist, tmp_path / "logits"), pool)
+    assert r2["teacher_forwards"] == r1["teacher_forwards"]  # every logit computed again, none read
+    (again,), (r3,) = distil(fmnist, TeacherLogits([teacher], fmnist, tmp_path / "logits"), pool)
+    assert r3["teacher_forwards"] == 0  # the rewritten file is whole
+    assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), again.state_dict().values()))

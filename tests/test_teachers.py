@@ -51,3 +51,16 @@ def test_checkpoints_are_checked_against_the_request(fmnist, tmp_path):
     (tmp_path / "junk.pt").write_text("not a checkpoint")
     with pytest.raises(KDError, match="could not be read"):
         load_checkpoint(tmp_path / "junk.pt", fmnist, "cpu")
+
+
+@pytest.mark.parametrize("which", ["final.pt", "epoch1.pt"])
+def test_a_damaged_cached_teacher_is_retrained_not_used(fmnist, which):
+    spec = teacher_spec("resnet8", fmnist, 0.01, RECIPE, seed=0, width=0.5)
+    messages = []
+    first, _ = get_teacher(spec, fmnist, "cpu", log=messages.append)
+    path = next(cache_dir().glob("teachers/*")) / which
+    path.write_bytes(path.read_bytes()[:-200])  # truncated, as by a full disk or a copy cut short
+    again, info = get_teacher(spec, fmnist, "cpu", epoch=2 if which == "final.pt" else 1, log=messages.append)
+    assert any("is damaged" in m for m in messages) and sum("training teacher" in m for m in messages) == 2
+    if which == "final.pt":  # retraining is deterministic: the same teacher as before
+        assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
