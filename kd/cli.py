@@ -58,15 +58,37 @@ def _common(p: argparse.ArgumentParser):
 
 
 def _recipe(args) -> Recipe:
-    if args.dataset not in DATASETS:
-        raise KDError(f"Unknown dataset '{args.dataset}'. Valid datasets: {', '.join(DATASETS)}.")
-    base = DEFAULT_RECIPES[args.dataset].as_dict()
+    """The dataset's recipe with the options given; a shorter or longer --epochs without --milestones
+    moves the recipe's step milestones to the same fractions of the run (and says so)."""
+    default = DEFAULT_RECIPES[args.dataset]
+    base = default.as_dict()
     for key in base:
         value = getattr(args, key, None)
         if value is not None:
             base[key] = value
+    if args.milestones is None and args.epochs is not None and args.epochs != default.epochs and default.milestones:
+        base["milestones"] = sorted({min(max(1, round(m * args.epochs / default.epochs)), args.epochs)
+                                     for m in default.milestones}) if args.epochs >= 1 else []
+        print(f"note: --epochs {args.epochs} moves the {args.dataset} recipe's step milestones "
+              f"{list(default.milestones)} (of {default.epochs} epochs) to {base['milestones']}", file=sys.stderr)
     base["milestones"] = tuple(base["milestones"])
     return Recipe(**base).check()
+
+
+def _check_inputs(args, *models: tuple[str, float]):
+    """Names, numbers and the results folder, before any data is loaded or compute spent."""
+    if args.dataset not in DATASETS:
+        raise KDError(f"Unknown dataset '{args.dataset}'. Valid datasets: {', '.join(DATASETS)}.")
+    for name, width in models:
+        create_model(name, 10, 1, width)
+    records.check_writable(args.results)
+
+
+def _load(args):
+    """Device and data first (a missing dataset is the first thing said), then the recipe."""
+    device = resolve_device(args.device)
+    data = load_dataset(args.dataset, args.data_dir, device)
+    return device, data, _recipe(args)
 
 
 def _pool(data, fraction: float) -> torch.Tensor:
@@ -86,10 +108,10 @@ def _record(args, config: dict, result: dict, device):
 
 
 def cmd_train(args):
-    recipe = _recipe(args)
-    create_model(args.model, 10, 1, args.width)  # fails on a bad name before data is loaded
-    device = resolve_device(args.device)
-    data = load_dataset(args.dataset, args.data_dir, device)
+    _check_inputs(args, (args.model, args.width))
+    if not 0 <= args.label_smoothing < 1:
+        raise KDError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}.")
+    device, data, recipe = _load(args)
     spec = teacher_spec(args.model, data, args.subset_fraction, recipe, args.seed, args.width,
                         args.label_smoothing)
     _, info, result = train_teacher(spec, data, device)
@@ -99,7 +121,7 @@ def cmd_train(args):
 
 
 def cmd_distill(args):
-    recipe = _recipe(args)
+    _check_inputs(args, (args.student, args.width), *([(args.teacher, args.teacher_width)] if args.teacher else []))
     options = {k: getattr(args, k) for k in ("temperature", "alpha", "beta", "gamma", "warmup",
                                              "ce_weight", "kd_weight", "stop_epoch")
                if getattr(args, k) is not None}
@@ -108,24 +130,21 @@ def cmd_distill(args):
     if args.loss == "ce":
         raise KDError("distill needs a distillation loss (kd, dkd, dist, bkl); train a model from labels with "
                       "`python -m kd train`.")
-    objective = make_objective(args.loss, recipe.epochs, **options)
     if (args.teacher is None) == (args.teacher_ckpt is None):
         raise KDError("Give the teacher either as a model name (--teacher, trained or loaded through the "
                       "teacher cache) or as a checkpoint file (--teacher-ckpt), not both and not neither.")
-    create_model(args.student, 10, 1, args.width)
-    if args.teacher:
-        create_model(args.teacher, 10, 1, args.teacher_width)
     if args.teacher_ckpt and not Path(args.teacher_ckpt).is_file():
         raise KDError(f"Teacher checkpoint {args.teacher_ckpt} does not exist.")
-    device = resolve_device(args.device)
-    data = load_dataset(args.dataset, args.data_dir, device)
+    make_objective(args.loss, 10**6, **{k: v for k, v in options.items() if k != "stop_epoch"})  # names, ranges
+    device, data, recipe = _load(args)
+    objective = make_objective(args.loss, recipe.epochs, **options)
     if args.teacher_ckpt:
         model, info = load_checkpoint(args.teacher_ckpt, data, device)
         teacher = TeacherLogits([model], data, external_logits_dir(args.teacher_ckpt))
         teacher_config = {"checkpoint": str(args.teacher_ckpt), "arch": info["arch"]}
     else:
         t_recipe = Recipe(**{**recipe.as_dict(), "milestones": recipe.milestones,
-                             "epochs": args.teacher_epochs or recipe.epochs})
+                             "epochs": recipe.epochs if args.teacher_epochs is None else args.teacher_epochs})
         t_recipe.milestones = tuple(m for m in t_recipe.milestones if m <= t_recipe.epochs)
         teacher_config = teacher_spec(args.teacher, data, args.teacher_subset_fraction, t_recipe.check(),
                                       args.teacher_seed, args.teacher_width)

@@ -322,8 +322,9 @@ def parse_args(module, argv=None):
     ap.add_argument("--seeds", type=int, help="number of seeds (default: the profile's)")
     ap.add_argument("--data-dir", help="dataset folder (default: $KD_DATA, then the Debian package path)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
-    ap.add_argument("--dry-run", action="store_true", help="list the runs and their estimated cost; train nothing")
-    ap.add_argument("--plot-only", action="store_true",
+    only = ap.add_mutually_exclusive_group()
+    only.add_argument("--dry-run", action="store_true", help="list the runs and their estimated cost; train nothing")
+    only.add_argument("--plot-only", action="store_true",
                     help="regenerate the figure and table from existing CSVs; train nothing")
     ap.add_argument("--results-root", type=Path, default=REPO / "results", help=argparse.SUPPRESS)
     ap.add_argument("--figures-root", type=Path, default=REPO / "figures", help=argparse.SUPPRESS)
@@ -377,13 +378,15 @@ def _main(module, args, isolate: bool) -> int:
         return 0
 
     device = resolve_device(args.device)  # a bad --device fails here, before any training
+    for folder in (out.results, out.figure.parent):
+        records.check_writable(folder)
     if isolate:  # a missing dataset fails when the child starts, before any training
         runner = ChildRunner(_child_runs, importable_name(module), args.profile, args.device, args.data_dir, out)
     else:
         runner = _in_process_runs(module, Context(p, args.device, args.data_dir, out=out))
     failed = []
     start = time.perf_counter()
-    with (runner if isolate else contextlib.nullcontext()):
+    with (runner if isolate and todo else contextlib.nullcontext()):
         for i, config in enumerate(todo):
             rid = records.run_id(config)
             log(f"[{i + 1}/{len(todo)}] {module.NAME} {config['condition']} seed {config['seed']} ({rid})")

@@ -95,6 +95,7 @@ class ChildRunner:
             self.proc = None
 
     def __enter__(self):
+        self._start()  # set-up problems (missing data) are said before any run is announced
         return self
 
     def __exit__(self, *exc):

@@ -125,7 +125,7 @@ def create_model(name: str, num_classes: int, in_chans: int, width: float = 1.0,
         raise KDError(f"Unknown model '{name}'. The CIFAR zoo of this repo is {', '.join(CIFAR_MODELS)}; any "
                       f"timm model name works too (e.g. resnet18, mobilenetv2_100)"
                       + (f"; names close to yours: {', '.join(close)}." if close else "."))
-    if width <= 0:
+    if not 0 < width < float("inf"):
         raise KDError(f"Model width multiplier must be > 0, got {width}.")
     if name in CIFAR_MODELS:
         kwargs["width"] = width

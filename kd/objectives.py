@@ -5,6 +5,7 @@ Epochs are 1-based, as in the papers ("stop KD at epoch 150 of 240").
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -144,6 +145,9 @@ def make_objective(loss: str, epochs: int, **options):
     if unknown:
         raise KDError(f"Loss '{loss}' takes no option {', '.join(unknown)}; its options are "
                       f"{', '.join(k for k in known if k != 'sample_weights')}.")
+    nonfinite = [f"{k}={v}" for k, v in options.items() if isinstance(v, float) and not math.isfinite(v)]
+    if nonfinite:
+        raise KDError(f"Loss options must be finite numbers, got {', '.join(nonfinite)}.")
     for name in ("temperature", "tau"):
         if name in options and not options[name] > 0:
             raise KDError(f"The {name} must be > 0, got {options[name]}.")

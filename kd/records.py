@@ -112,6 +112,22 @@ def _atomic_write(path: Path, write):
             os.unlink(tmp)
 
 
+def check_writable(folder: Path):
+    """Fail before any compute if files could not be written in `folder` (which may not exist yet)."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise KDError(f"Cannot write results in {folder}: {probe} is a file, not a folder. Nothing was trained.")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise KDError(f"Cannot write results in {folder} ({exc.strerror} in {probe}). Nothing was trained; "
+                      f"make the folder writable or choose another one.") from None
+
+
 def _digest(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -5,6 +5,7 @@ lock-step on the same batches, sharing one teacher pass.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -38,7 +39,8 @@ class Recipe:
     compile: bool = False             # torch.compile the students (CUDA)
 
     def check(self) -> "Recipe":
-        problems = []
+        problems = [f"{k} must be a finite number (got {v})" for k, v in self.as_dict().items()
+                    if isinstance(v, float) and not math.isfinite(v)]
         if self.epochs < 1:
             problems.append(f"epochs must be >= 1 (got {self.epochs})")
         if self.batch_size < 1:
