@@ -212,7 +212,7 @@ def _read_idx(path: Path, shape: tuple) -> Tensor:
 
 class DamagedData(KDError):
     def __init__(self, path: Path, why: str):
-        how = (f"reinstall it with `apt-get install --reinstall -y dataset-fashion-mnist`"
+        how = ("reinstall it with `apt-get install --reinstall -y dataset-fashion-mnist`"
                if Path(path).parent == DEBIAN_FASHION_MNIST else
                "replace it with an intact copy (or delete it and let torchvision download it again)")
         super().__init__(f"The dataset file {path} is damaged: {why}. Nothing was trained; {how}.")

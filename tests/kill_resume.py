@@ -3,9 +3,10 @@ once, done, with no half rows, and with the same test top-1, to the bit, as an u
 
 Each trial starts from an empty results folder and teacher cache and kills the whole process group
 (the sweep and its run process) several times, each at one of three kinds of moment:
-  random      a random time after the start
+  random      a random time after the start (also when a teacher or write moment does not come first)
   teacher     while a teacher trains (a random delay after "training teacher" is logged)
   write       while a checkpoint, snapshot or logit table is being written (a *.tmp file exists in the cache)
+  logit write while a logit table is being written (a *.tmp file in a <checkpoint>.logits folder)
 Trials alternate between kdas_finding3 (teacher, logit cache) and early_stopped_teachers (snapshots).
 
     python tests/kill_resume.py [--trials 20] [--kills 3]      # prints one line per trial and the outcome
@@ -30,7 +31,7 @@ from kd import records  # noqa: E402
 
 REPO = records.REPO
 EXPERIMENTS = ("kdas_finding3", "early_stopped_teachers")
-MOMENTS = ("random", "teacher", "write")
+MOMENTS = ("random", "teacher", "write", "logit write")
 
 
 def sweep(name: str, work: Path) -> subprocess.Popen:
@@ -47,22 +48,22 @@ def kill_at(proc: subprocess.Popen, moment: str, work: Path, rng: random.Random,
     threading.Thread(target=lambda: log.extend(proc.stdout), daemon=True).start()
     stale = set((work / "cache").rglob("*.tmp"))  # left by an earlier kill: not a write in progress
     start = time.monotonic()
-    deadline = start + (rng.uniform(1, budget) if moment == "random" else budget)
+    deadline = start + rng.uniform(1, budget)  # teacher/write moments not met by then: killed at random
     teacher_at = None
-    while proc.poll() is None and time.monotonic() < start + budget:
+    while proc.poll() is None:
         now = time.monotonic()
         if moment == "teacher" and teacher_at is None and any("training teacher" in x for x in log):
             teacher_at = now + rng.uniform(0, 1.0)
-        writing = moment == "write" and any(p not in stale for p in (work / "cache").rglob("*.tmp"))
-        if (moment == "random" and now >= deadline) or (teacher_at is not None and now >= teacher_at) or writing:
+        writing = [p for p in (work / "cache").rglob("*.tmp") if p not in stale] if "write" in moment else []
+        if moment == "logit write":  # the tables live in <teacher>/<checkpoint>.logits/
+            writing = [p for p in writing if p.parent.suffix == ".logits"]
+        hit = moment if (teacher_at is not None and now >= teacher_at) or writing else None
+        if hit or now >= deadline:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-            return f"{moment} at {now - start:.1f}s"
+            return f"{hit or 'random'} at {now - start:.1f}s"
         time.sleep(0.002)
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    return f"{moment}: not reached"
+    return "none: the sweep had finished"
 
 
 def rows_of(work: Path, name: str) -> pd.DataFrame:
