@@ -48,13 +48,16 @@ def git_commit() -> str:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    model = platform.machine()
+    model, flags = platform.machine(), ""
     try:
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                     if line.startswith("model name"))
+        info = open("/proc/cpuinfo").read().splitlines()
+        model = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+        flags = next(line for line in info if line.startswith("flags"))
     except (OSError, StopIteration):
         pass
-    return f"cpu ({torch.get_num_threads()} threads, {model})"
+    # oneDNN picks other kernels (and has had other bugs) with AVX-512: say which kind of CPU ran it
+    isa = ", AVX-512" if " avx512f" in flags else ", no AVX-512" if flags else ""
+    return f"cpu ({torch.get_num_threads()} threads, {model}{isa})"
 
 
 def command_line() -> str:
