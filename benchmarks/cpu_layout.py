@@ -1,13 +1,13 @@
 """CPU tensor layout, measured side by side in one run (interleaved rounds, medians): a CE training epoch of
-the cpu-profile student and teacher on real Fashion-MNIST batches in
+the cpu-profile student and teacher on real Fashion-MNIST batches of 128, and inference on the same images
+in batches of 1024 (what teacher forwards, logit-cache filling and evaluation cost), in
 
   nchw              contiguous NCHW model and input (safe from oneDNN's strided-1x1 bug, see kd/device.py)
   channels_last     channels_last with strided 1x1 convolutions (crashes odd batches on AVX-512 CPUs;
                     only even batches are timed here)
   ours              kd.device.place: channels_last, strided 1x1 convolutions as subsample + 1x1
 
-It justifies keeping channels_last on CPU: `ours` must be no slower than `channels_last` and faster than
-`nchw`.
+It decides the CPU layout: channels_last is kept only where it pays against nchw.
 
     python benchmarks/cpu_layout.py [--rounds 3] [--images 5000]
 """
@@ -53,6 +53,16 @@ def epoch_seconds(arm: str, model, data, batches) -> float:
     return time.perf_counter() - start
 
 
+@torch.no_grad()
+def inference_seconds(arm: str, model, data, pool) -> float:
+    model.eval()
+    start = time.perf_counter()
+    for batch in data.eval_batches("train", pool, 1024):
+        model(batch.x.contiguous() if arm == "nchw" else batch.x)
+    model.train()
+    return time.perf_counter() - start
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
@@ -67,16 +77,18 @@ def main():
     print(f"{records.device_name(device)}: {sum(map(len, batches))} images in batches of 128, {args.rounds} rounds")
     for name, width in (("resnet8", 0.5), ("resnet20", 1.0)):
         models = {arm: build(arm, name, width, device) for arm in ARMS}
-        times = {arm: [] for arm in ARMS}
+        times = {f"{kind}_{arm}": [] for kind in ("train", "infer") for arm in ARMS}
         for arm in ARMS:  # warm-up: oneDNN builds its kernels on first use
             epoch_seconds(arm, models[arm], data, batches[:3])
+            inference_seconds(arm, models[arm], data, pool[:1024])
         for _ in range(args.rounds):
             for arm in ARMS:
-                times[arm].append(epoch_seconds(arm, models[arm], data, batches))
-        med = {arm: statistics.median(t) for arm, t in times.items()}
-        ratios = {"ours / channels_last": med["ours"] / med["channels_last"],
-                  "ours / nchw": med["ours"] / med["nchw"]}
-        print(f"{name} x{width}: " + ", ".join(f"{a} {s:.2f}s" for a, s in med.items()) + "; "
+                times[f"train_{arm}"].append(epoch_seconds(arm, models[arm], data, batches))
+                times[f"infer_{arm}"].append(inference_seconds(arm, models[arm], data, pool))
+        med = {k: statistics.median(t) for k, t in times.items()}
+        ratios = {f"{kind}: ours / {other}": med[f"{kind}_ours"] / med[f"{kind}_{other}"]
+                  for kind in ("train", "infer") for other in ("channels_last", "nchw")}
+        print(f"{name} x{width}: " + ", ".join(f"{a} {s:.2f}s" for a, s in med.items()) + "\n  "
               + ", ".join(f"{k} {v:.3f}x" for k, v in ratios.items()))
         records.append_row(Path(args.out), records.benchmark_row(
             "cpu_layout", device, model=name, width=width, images=sum(map(len, batches)), rounds=args.rounds,
