@@ -1,5 +1,5 @@
 """CPU tensor layout, measured side by side in one run (interleaved rounds, medians): a CE training epoch of
-the cpu-profile student and teacher on real Fashion-MNIST batches of 128, and inference on the same images
+the cpu-profile student and teacher (and the benchmarks' full-width resnet8) on real Fashion-MNIST batches of 128, and inference on the same images
 in batches of 1024 (what teacher forwards, logit-cache filling and evaluation cost), in
 
   nchw              contiguous NCHW model and input (safe from oneDNN's strided-1x1 bug, see kd/device.py)
@@ -81,7 +81,7 @@ def main():
     pool = balanced_subset(data.targets(), per_class=args.images // 10, seed=0)
     batches = [b for b in Shuffle(pool, 128, 0).shuffled(pool, 1) if len(b) % 2 == 0]
     print(f"{records.device_name(device)}: {sum(map(len, batches))} images in batches of 128, {args.rounds} rounds")
-    for name, width in (("resnet8", 0.5), ("resnet20", 1.0)):
+    for name, width in (("resnet8", 0.5), ("resnet8", 1.0), ("resnet20", 1.0)):
         models = {arm: build(arm, name, width, device) for arm in ARMS}
         times = {f"{kind}_{arm}": [] for kind in ("train", "infer") for arm in ARMS}
         for arm in ARMS:  # warm-up: oneDNN builds its kernels on first use

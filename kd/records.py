@@ -32,14 +32,15 @@ def run_id(config: dict) -> str:
 
 @functools.cache
 def git_commit() -> str:
-    """HEAD of this repo, with '-dirty' when tracked files differ from it, read once per process (at its
-    first call, when a run starts): the code a process runs is what it loaded then, whatever is edited
-    while it runs."""
+    """HEAD of this repo, with '-dirty' when tracked files other than results and figures differ from it,
+    read once per process (at its first call, when a run starts): the code a process runs is what it
+    loaded then, whatever is edited while it runs."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":!results", ":!figures"],  # result files written meanwhile are not code
+                               cwd=REPO, capture_output=True, text=True).stdout.strip()
         return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
