@@ -1,6 +1,7 @@
 """CPU tensor layout, measured side by side in one run (interleaved rounds, medians): a CE training epoch of
-the cpu-profile student and teacher (and the benchmarks' full-width resnet8) on real Fashion-MNIST batches of 128, and inference on the same images
-in batches of 1024 (what teacher forwards, logit-cache filling and evaluation cost), in
+the cpu-profile student and teacher (and the benchmarks' full-width resnet8) on real Fashion-MNIST batches
+of 128, and inference on the same images in batches of 1024 (what teacher forwards, logit-cache filling and
+evaluation cost), in
 
   nchw              contiguous NCHW model and input (safe from oneDNN's strided-1x1 bug, see kd/device.py)
   channels_last     channels_last with strided 1x1 convolutions (crashes odd batches on AVX-512 CPUs;

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from kd import records
-from kd.data import DATASETS, balanced_subset, load_dataset
+from kd.data import DATASETS, load_dataset, training_pool
 from kd.errors import KDError
 from kd.models import create_model
 from kd.objectives import LOSSES, make_objective
@@ -71,8 +71,7 @@ def _recipe(args) -> Recipe:
                                      for m in default.milestones}) if args.epochs >= 1 else []
         print(f"note: --epochs {args.epochs} moves the {args.dataset} recipe's step milestones "
               f"{list(default.milestones)} (of {default.epochs} epochs) to {base['milestones']}", file=sys.stderr)
-    base["milestones"] = tuple(base["milestones"])
-    return Recipe(**base).check()
+    return Recipe.from_dict(base)
 
 
 def _check_inputs(args, *models: tuple[str, float]):
@@ -89,13 +88,6 @@ def _load(args):
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, args.data_dir, device)
     return device, data, _recipe(args)
-
-
-def _pool(data, fraction: float) -> torch.Tensor:
-    """A training pool; the same fraction gives the same pool as a teacher's (pool seed 0)."""
-    if fraction == 1:
-        return torch.arange(data.num_train)
-    return balanced_subset(data.targets("train"), fraction, seed=0)
 
 
 def _record(args, config: dict, result: dict, device):
@@ -143,10 +135,10 @@ def cmd_distill(args):
         teacher = TeacherLogits([model], data, external_logits_dir(args.teacher_ckpt))
         teacher_config = {"checkpoint": str(args.teacher_ckpt), "arch": info["arch"]}
     else:
-        t_recipe = Recipe(**{**recipe.as_dict(), "milestones": recipe.milestones,
-                             "epochs": recipe.epochs if args.teacher_epochs is None else args.teacher_epochs})
-        t_recipe.milestones = tuple(m for m in t_recipe.milestones if m <= t_recipe.epochs)
-        teacher_config = teacher_spec(args.teacher, data, args.teacher_subset_fraction, t_recipe.check(),
+        epochs = recipe.epochs if args.teacher_epochs is None else args.teacher_epochs
+        t_recipe = Recipe.from_dict({**recipe.as_dict(), "epochs": epochs,
+                                     "milestones": [m for m in recipe.milestones if m <= epochs]})
+        teacher_config = teacher_spec(args.teacher, data, args.teacher_subset_fraction, t_recipe,
                                       args.teacher_seed, args.teacher_width)
         teacher, info = teacher_logits(teacher_config, data, device)
     print(f"teacher {info['arch']}: test top-1 {info['test_top1']:.2f} ({info['path']})")
@@ -156,9 +148,9 @@ def cmd_distill(args):
               "teacher": teacher_config, "teacher_test_top1": info["test_top1"], "loss": args.loss,
               "loss_options": options, "recipe": recipe.as_dict(), "pool_fraction": args.subset_fraction,
               "seed": args.seed}
-    result, = fit([student], [objective], data, Shuffle(_pool(data, args.subset_fraction),
-                  recipe.batch_size, args.seed), recipe, args.seed, teacher, device,
-                  name=f"{args.loss} {args.student}")
+    pool = training_pool(data.targets("train"), args.subset_fraction)
+    result, = fit([student], [objective], data, Shuffle(pool, recipe.batch_size, args.seed), recipe, args.seed,
+                  teacher, device, name=f"{args.loss} {args.student}")
     _record(args, config, result, device)
 
 

@@ -328,6 +328,14 @@ def load_dataset(name: str, data_dir=None, device="cpu", test_per_class: int | N
     return data.to(device)
 
 
+def training_pool(targets: Tensor, fraction: float, seed: int = 0) -> Tensor:
+    """The training pool of a run or teacher: every sample, or a seeded class-balanced fraction (the same
+    fraction and seed give the same pool everywhere, so a student trains on its teacher's pool)."""
+    if fraction == 1:
+        return torch.arange(len(targets))
+    return balanced_subset(targets, fraction, seed=seed)
+
+
 def balanced_subset(targets: Tensor, fraction: float | None = None, per_class: int | None = None,
                     seed: int = 0) -> Tensor:
     """Sorted indices of a seeded, class-balanced subset: a fraction of each class, or a count per class."""

@@ -44,6 +44,11 @@ def autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+def eval_batch_size(device: torch.device) -> int:
+    """Batch size of gradient-free passes (evaluation, teacher logits): as large as memory comfortably allows."""
+    return 4096 if device.type == "cuda" else 1024
+
+
 class SubsampledPointwiseConv(nn.Conv2d):
     """A 1x1, unpadded, strided nn.Conv2d computed as subsample + unit-stride 1x1 convolution (see above)."""
 

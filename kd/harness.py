@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from kd import records
-from kd.data import balanced_subset, load_dataset
+from kd.data import load_dataset, training_pool
 from kd.errors import KDError
 from kd.isolation import ChildRunner, RunFailed
 from kd.models import create_model
@@ -48,11 +48,6 @@ DATASET_SHAPES = {"fashion_mnist": (1, 28, 10), "cifar10": (3, 32, 10), "cifar10
 
 
 # ----------------------------------------------------------------------------------------- configs
-def as_recipe(fields: dict) -> Recipe:
-    """A Recipe back from the dict a config records."""
-    return Recipe(**{**fields, "milestones": tuple(fields["milestones"])}).check()
-
-
 def teacher_config(p: dict) -> dict:
     """The teacher part of a run config, from a profile's teacher settings."""
     return {"model": p["teacher"], "width": p.get("teacher_width", 1.0), "recipe": p["teacher_recipe"].as_dict(),
@@ -73,7 +68,7 @@ def check_config(config: dict):
     create_model(config["student"], 10, 1, config.get("student_width", 1.0))
     if config.get("teacher") is not None:
         create_model(config["teacher"]["model"], 10, 1, config["teacher"].get("width", 1.0))
-        as_recipe(config["teacher"]["recipe"])
+        Recipe.from_dict(config["teacher"]["recipe"])
     if config.get("loss"):
         objective_of(config)
     sampler_of(config, torch.arange(10))
@@ -98,9 +93,7 @@ class Context:
 
     def pool(self, fraction: float) -> torch.Tensor:
         """A training pool: all samples or a class-balanced fraction, the same one teachers train on."""
-        if fraction == 1:
-            return torch.arange(self.data.num_train)
-        return balanced_subset(self.data.targets("train"), fraction, seed=0)
+        return training_pool(self.data.targets("train"), fraction)
 
     def memo(self, key, compute):
         """Compute something shared by several runs (a ranking, a teacher's logits) once per invocation."""
@@ -111,7 +104,7 @@ class Context:
 
     def teacher_spec(self, config: dict) -> dict:
         t = config["teacher"]
-        return teacher_spec(t["model"], self.data, config["pool_fraction"], as_recipe(t["recipe"]), t["seed"],
+        return teacher_spec(t["model"], self.data, config["pool_fraction"], Recipe.from_dict(t["recipe"]), t["seed"],
                             t["width"])
 
     def teacher(self, config: dict) -> tuple[TeacherLogits, dict]:
@@ -134,7 +127,7 @@ def _with_options(what: str, build, **options):
 
 def objective_of(config: dict):
     """The run's objective: its loss with options, plus KDAS quality weights when config["weights"]."""
-    objective = make_objective(config["loss"], as_recipe(config["recipe"]).epochs, **config["loss_options"])
+    objective = make_objective(config["loss"], Recipe.from_dict(config["recipe"]).epochs, **config["loss_options"])
     if config.get("weights") is not None:
         objective.sample_weights = _with_options("KDAS weight", QualityWeights, **config["weights"])
     return objective
@@ -142,7 +135,7 @@ def objective_of(config: dict):
 
 def sampler_of(config: dict, pool: torch.Tensor):
     """The run's sampler: every pool sample each epoch, or KDAS when config["sampler"] holds its options."""
-    r = as_recipe(config["recipe"])
+    r = Recipe.from_dict(config["recipe"])
     if config.get("sampler") is None:
         return Shuffle(pool, r.batch_size, config["seed"])
     return _with_options("KDAS sampler", make_kdas, pool=pool, batch_size=r.batch_size, seed=config["seed"],
@@ -152,7 +145,7 @@ def sampler_of(config: dict, pool: torch.Tensor):
 def distil(config: dict, ctx: Context, pool: torch.Tensor, objective=None, sampler=None) -> dict:
     """Distil the config's student from its teacher on `pool` with the config's objective and sampler
     (the common run of most findings)."""
-    r = as_recipe(config["recipe"])
+    r = Recipe.from_dict(config["recipe"])
     teacher, info = ctx.teacher(config) if config.get("teacher") is not None else (None, {"test_top1": None})
     objective = objective or objective_of(config)
     sampler = sampler or sampler_of(config, pool)

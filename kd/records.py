@@ -25,9 +25,14 @@ from kd.errors import KDError
 REPO = Path(__file__).resolve().parent.parent
 
 
+def config_hash(config: dict, length: int = 16) -> str:
+    """A short stable hash of a config dict (key order does not matter): run ids, teacher cache keys."""
+    return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
 def run_id(config: dict) -> str:
     """A run's identity: the hash of its full config (what resume matches on)."""
-    return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return config_hash(config)
 
 
 @functools.cache

@@ -9,7 +9,6 @@ earlier epochs (`epoch<E>.pt`) serve the early-stopped-teacher experiments.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -20,10 +19,10 @@ from kd.errors import KDError
 from kd.logit_cache import LogitTable
 from kd.metrics import ensemble_logits, topk_accuracy
 from kd.models import create_model
-from kd.records import DamagedFile, atomic_save, check_saved
+from kd.records import DamagedFile, atomic_save, check_saved, config_hash
 from kd.objectives import CrossEntropy
 from kd.samplers import Shuffle
-from kd.device import autocast, place
+from kd.device import autocast, eval_batch_size, place
 from kd.train import Recipe, fit, predict
 
 
@@ -33,7 +32,7 @@ def cache_dir() -> Path:
 
 
 def spec_hash(spec: dict) -> str:
-    return hashlib.sha1(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return config_hash(spec, 12)
 
 
 def teacher_spec(model: str, data, pool_fraction: float, recipe: Recipe, seed: int, width: float = 1.0,
@@ -61,16 +60,15 @@ def default_snapshots(epochs: int) -> set[int]:
 
 def _train(spec: dict, data, device, snapshots=(), log=print) -> dict:
     """Train the teacher of `spec` from labels and write final.pt, history.pt and the snapshot epochs."""
-    from kd.data import balanced_subset
+    from kd.data import training_pool
 
     folder = _folder(spec)
     log(f"training teacher {spec['model']} ({spec_hash(spec)}) for {spec['recipe']['epochs']} epochs; "
         f"cache: {folder}")
     torch.manual_seed(spec["seed"])
     model = create_model(spec["model"], data.num_classes, data.in_chans, spec["width"])
-    pool = (torch.arange(data.num_train) if spec["pool_fraction"] == 1 else
-            balanced_subset(data.targets("train"), spec["pool_fraction"], seed=spec["pool_seed"]))
-    recipe = Recipe(**{**spec["recipe"], "milestones": tuple(spec["recipe"]["milestones"])})
+    pool = training_pool(data.targets("train"), spec["pool_fraction"], spec["pool_seed"])
+    recipe = Recipe.from_dict(spec["recipe"])
     snapshots = set(snapshots) | default_snapshots(recipe.epochs)
 
     def save_snapshot(epoch, student):
@@ -203,8 +201,7 @@ class TeacherLogits:
         return self._tables[kind]
 
     def _fill(self, table: LogitTable, idx, view, images):
-        batch = 4096 if self.data.device.type == "cuda" else 1024
-        for chunk in table.missing(idx, view).split(batch):
+        for chunk in table.missing(idx, view).split(eval_batch_size(self.data.device)):
             i, v = idx[chunk], view[chunk]
             table.store(i, v, self._forward(images(i, v)))
 

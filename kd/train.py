@@ -14,7 +14,7 @@ import torch
 from timm.scheduler import CosineLRScheduler, MultiStepLRScheduler
 from tqdm import tqdm
 
-from kd.device import autocast, place
+from kd.device import autocast, eval_batch_size, place
 from kd.errors import KDError
 from kd.metrics import classification_metrics
 from kd.objectives import has_nonfinite
@@ -66,13 +66,18 @@ class Recipe:
     def as_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
+    @classmethod
+    def from_dict(cls, fields: dict) -> "Recipe":
+        """A checked Recipe back from `as_dict` (as configs and teacher specs record it)."""
+        return cls(**{**fields, "milestones": tuple(fields.get("milestones", ()))}).check()
+
 
 @torch.no_grad()
 def predict(model, data, split: str, idx=None, batch_size: int | None = None) -> torch.Tensor:
     """float32 logits of clean views, in eval mode, in large batches (restores the model's mode)."""
     was_training = model.training
     model.eval()
-    batch_size = batch_size or (4096 if data.device.type == "cuda" else 1024)
+    batch_size = batch_size or eval_batch_size(data.device)
     with autocast(data.device):
         out = torch.cat([model(b.x).float() for b in data.eval_batches(split, idx, batch_size)])
     model.train(was_training)
@@ -105,7 +110,9 @@ class Student:
         if recipe.schedule == "cosine":
             self.sched = CosineLRScheduler(self.opt, t_initial=recipe.epochs, lr_min=0.0, **warm)
         else:
-            self.sched = MultiStepLRScheduler(self.opt, decay_t=list(recipe.milestones),
+            # timm decays at step t when t + 1 >= decay_t, and epoch e is step e - 1: decay_t = m + 1 makes
+            # epoch m the last at the old rate, as in the papers' code (mdistiller: lr decays when epoch > m)
+            self.sched = MultiStepLRScheduler(self.opt, decay_t=[m + 1 for m in recipe.milestones],
                                               decay_rate=recipe.decay, **warm)
         self.history, self.samples = [], 0
 

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -7,7 +9,7 @@ from kd.models import create_model
 from kd.objectives import DKD, KD, CrossEntropy, make_objective
 from kd.samplers import Shuffle
 from kd.teachers import TeacherLogits
-from kd.train import Recipe, fit
+from kd.train import Recipe, Student, fit
 
 TINY = Recipe(epochs=2, batch_size=64, lr=0.05)
 
@@ -98,3 +100,22 @@ def test_recipe_ranges(bad, match):
 def test_objective_options_are_checked(loss, options, match):
     with pytest.raises(KDError, match=match):
         make_objective(loss, epochs=10, **options)
+
+
+@pytest.mark.parametrize("recipe, expected", [
+    # cosine to 0 over 4 epochs: lr * (1 + cos(pi * (epoch - 1) / 4)) / 2
+    (Recipe(epochs=4, lr=0.1), [0.1 * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(4)]),
+    # step: x0.1 after epochs 2 and 3
+    (Recipe(epochs=4, lr=0.1, schedule="step", milestones=(2, 3)), [0.1, 0.1, 0.01, 0.001]),
+    # linear warm-up from lr/100 over 2 epochs, then the cosine of the whole run
+    (Recipe(epochs=4, lr=0.1, warmup_epochs=2), [0.001, 0.001 + (0.1 - 0.001) / 2,
+                                                  0.1 * (1 + math.cos(math.pi * 2 / 4)) / 2,
+                                                  0.1 * (1 + math.cos(math.pi * 3 / 4)) / 2]),
+])
+def test_learning_rate_per_epoch(recipe, expected):
+    student = Student(create_model("resnet8", 10, 1, width=0.5), CrossEntropy(), recipe, torch.device("cpu"))
+    got = []
+    for epoch in range(1, recipe.epochs + 1):
+        student.start_epoch(epoch, torch.device("cpu"))
+        got.append(student.opt.param_groups[0]["lr"])
+    assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
