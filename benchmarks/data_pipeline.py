@@ -23,11 +23,12 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kd import records  # noqa: E402
 from kd.data import balanced_subset, load_dataset  # noqa: E402
+from kd.device import resolve_device  # noqa: E402
 from kd.models import create_model  # noqa: E402
 from kd.objectives import CrossEntropy  # noqa: E402
+from kd.recipe import Recipe  # noqa: E402
 from kd.samplers import Shuffle  # noqa: E402
-from kd.device import resolve_device  # noqa: E402
-from kd.train import Recipe, Student  # noqa: E402
+from kd.train import Student  # noqa: E402
 
 BATCH = 128
 

@@ -24,18 +24,19 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 import torchvision.transforms as T
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kd import records  # noqa: E402
 from kd.data import TensorData, balanced_subset, load_dataset  # noqa: E402
+from kd.device import place, resolve_device  # noqa: E402
 from kd.models import create_model  # noqa: E402
 from kd.objectives import KD, CrossEntropy  # noqa: E402
+from kd.recipe import Recipe  # noqa: E402
 from kd.samplers import Shuffle  # noqa: E402
 from kd.teachers import TeacherLogits  # noqa: E402
-from kd.device import place, resolve_device  # noqa: E402
-from kd.train import Recipe, Student, train_epoch  # noqa: E402
+from kd.train import Student, train_epoch  # noqa: E402
 
 # Dense bf16 peak of the GPUs this repo has been measured on (TFLOP/s), for "how far from the limit".
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}

@@ -17,7 +17,7 @@ import seaborn as sns
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from experiments import cho_common  # noqa: E402
-from kd import harness  # noqa: E402
+from kd import analysis, harness  # noqa: E402
 from kd.models import count_params, create_model  # noqa: E402
 
 NAME = "bigger_teachers"
@@ -56,7 +56,7 @@ def run(config: dict, ctx) -> dict:
 def series_table(rows: pd.DataFrame, p: dict, series: str, temperature: float) -> pd.DataFrame:
     labels = [t["label"] for t in p["teachers"] if series in t["series"]]
     part = rows[rows.condition.isin([f"{label} T={temperature:g}" for label in labels])]
-    s = harness.summarise(part, ["teacher_label"])
+    s = analysis.summarise(part, ["teacher_label"])
     extra = part.groupby("teacher_label")[["teacher_params", "teacher_test_top1", "final_train_kd"]].mean()
     s = s.merge(extra.reset_index(), on="teacher_label").sort_values("teacher_params")
     return s.assign(series=series, temperature=temperature)
@@ -71,8 +71,8 @@ def verdict_for(rows: pd.DataFrame, s: pd.DataFrame) -> tuple[str, dict]:
     acc = lambda label: rows.loc[rows.teacher_label == label, "final_test_top1"]  # noqa: E731
     best = s.loc[s["mean"].idxmax(), "teacher_label"]
     smallest, largest = s.teacher_label.iloc[0], s.teacher_label.iloc[-1]
-    comps = {f"largest ({largest}) vs best ({best})": harness.compare(acc(largest), acc(best)),
-             f"largest ({largest}) vs smallest ({smallest})": harness.compare(acc(largest), acc(smallest))}
+    comps = {f"largest ({largest}) vs best ({best})": analysis.compare(acc(largest), acc(best)),
+             f"largest ({largest}) vs smallest ({smallest})": analysis.compare(acc(largest), acc(smallest))}
     facts = {"teacher accuracy rises": bool(s.teacher_test_top1.is_monotonic_increasing),
              "student KD loss grows": bool(s.final_train_kd.is_monotonic_increasing)}
     if best != largest and list(comps.values())[0].outcome == "worse":
@@ -91,7 +91,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
             v, facts = verdict_for(part, s)
             if temperature == VERDICT_TEMPERATURE:
                 verdicts.append(v)
-            lines.append(harness.verdict_line(f"{series}, T={temperature:g}", v, facts))
+            lines.append(analysis.verdict_line(f"{series}, T={temperature:g}", v, facts))
             tables.append(s)
     summary = pd.concat(tables)
     summary.to_csv(out.summary, index=False)
@@ -100,13 +100,13 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
                           "teacher params": summary.teacher_params.astype(int),
                           "teacher top-1": summary.teacher_test_top1.round(2),
                           "student final train KD term": summary.final_train_kd.round(4),
-                          "student top-1 (mean ± std)": harness.accuracy_cells(summary)})
-    overall = harness.combine(verdicts)
-    harness.write_table(out, TITLE, CLAIM, PAPER, table, overall,
+                          "student top-1 (mean ± std)": analysis.accuracy_cells(summary)})
+    overall = analysis.combine(verdicts)
+    analysis.write_table(out, TITLE, CLAIM, PAPER, table, overall,
                         f"The verdict needs both series (depth, width) at T={VERDICT_TEMPERATURE:g} to agree; "
-                        + harness.rule_of(verdict_for),
+                        + analysis.rule_of(verdict_for),
                         "\n".join(lines) + f"\n\nScratch student (labels only): "
-                        f"{harness.fmt(scratch.mean(), scratch.std(), len(scratch))}. The KD term is "
+                        f"{analysis.fmt(scratch.mean(), scratch.std(), len(scratch))}. The KD term is "
                         f"kd_weight * T^2 KL at the end of training, averaged over the last epoch's batches.")
     plot(rows, summary, scratch, out)
     return overall
@@ -139,7 +139,7 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame, scratch: pd.Series, out: har
         acc_ax.legend(fontsize=8)
         loss_ax.legend(fontsize=8)
     sns.despine(fig)
-    harness.save_figure(fig, out.figure)
+    analysis.save_figure(fig, out.figure)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from experiments import cho_common  # noqa: E402
-from kd import harness  # noqa: E402
+from kd import analysis, harness  # noqa: E402
 
 NAME = "early_stopped_teachers"
 TITLE = "Early-stopped teachers make better teachers"
@@ -59,23 +59,23 @@ def verdict_for(rows: pd.DataFrame, p: dict) -> tuple[str, dict]:
     reproduced: the student of the teacher stopped at the profile's verdict epoch is better than the
     student of the fully trained teacher. not reproduced: it is worse. inconclusive: within noise."""
     full = rows[rows.condition.str.endswith("(fully trained)")].final_test_top1
-    comps = {c: harness.compare(part.final_test_top1, full) for c, part in rows.groupby("condition", sort=False)
+    comps = {c: analysis.compare(part.final_test_top1, full) for c, part in rows.groupby("condition", sort=False)
              if not c.endswith("(fully trained)")}
     outcome = comps[f"teacher at epoch {p['verdict_epoch']}"].outcome
     return {"better": "reproduced", "worse": "not reproduced"}.get(outcome, "inconclusive"), comps
 
 
 def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
-    summary = harness.summarise(rows, ["condition"])
+    summary = analysis.summarise(rows, ["condition"])
     teacher_acc = rows.groupby("condition", sort=False).teacher_test_top1.first().reset_index()
     summary = summary.merge(teacher_acc, on="condition")
     summary.to_csv(out.summary, index=False)
     verdict, comps = verdict_for(rows, p)
     table = pd.DataFrame({"teacher": summary.condition, "teacher top-1": summary.teacher_test_top1.round(2),
-                          "student top-1 (mean ± std)": harness.accuracy_cells(summary)})
-    harness.write_table(out, TITLE, CLAIM, PAPER, table, verdict,
+                          "student top-1 (mean ± std)": analysis.accuracy_cells(summary)})
+    analysis.write_table(out, TITLE, CLAIM, PAPER, table, verdict,
                         f"Teacher {p['teacher_label']}; the verdict uses its epoch-{p['verdict_epoch']} checkpoint. "
-                        + harness.rule_of(verdict_for),
+                        + analysis.rule_of(verdict_for),
                         "Each early teacher vs the fully trained one (student top-1, two standard errors): "
                         + "; ".join(f"{k} {c}" for k, c in comps.items()))
     plot(rows, summary, p, out)
@@ -95,7 +95,7 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame, p: dict, out: harness.Output
     ax.set(xlabel=f"epoch of {p['teacher_label']}'s training the teacher was taken from",
            ylabel="student test top-1 (%)", title="Early-stopped teachers")
     ax.legend(loc="lower right", fontsize=8)
-    harness.save_figure(fig, out.figure)
+    analysis.save_figure(fig, out.figure)
 
 
 if __name__ == "__main__":

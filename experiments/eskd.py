@@ -17,7 +17,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from experiments import cho_common  # noqa: E402
 from experiments.cho_common import IMAGENET_RECIPE, teacher  # noqa: E402
-from kd import harness  # noqa: E402
+from kd import analysis, harness  # noqa: E402
 
 NAME = "eskd"
 TITLE = "Early-stopped KD (ESKD) beats full KD"
@@ -64,7 +64,7 @@ def verdict_for(rows: pd.DataFrame, p: dict) -> tuple[str, dict]:
     reproduced: for every teacher, ESKD with the profile's verdict stop epoch is better than full KD.
     not reproduced: for some teacher it is worse. inconclusive: anything else."""
     acc = lambda condition: rows.loc[rows.condition == condition, "final_test_top1"]  # noqa: E731
-    comps = {label: harness.compare(acc(f"{label}: ESKD stop {p['verdict_stop']}"), acc(f"{label}: full KD"))
+    comps = {label: analysis.compare(acc(f"{label}: ESKD stop {p['verdict_stop']}"), acc(f"{label}: full KD"))
              for label in p["eskd_teachers"]}
     if any(c.outcome == "worse" for c in comps.values()):
         return "not reproduced", comps
@@ -80,7 +80,7 @@ def curves(rows: pd.DataFrame, out: harness.Outputs) -> pd.DataFrame:
 
 
 def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
-    summary = harness.summarise(rows, ["condition"])
+    summary = analysis.summarise(rows, ["condition"])
     summary.to_csv(out.summary, index=False)
     verdict, comps = verdict_for(rows, p)
     history = curves(rows, out)
@@ -89,13 +89,13 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
                                           & (history.epoch == epoch)].test_top1
     last = p["recipe"].epochs
     lead = [f"- {label}: full KD vs scratch at epoch {early}: "
-            f"{harness.compare(at(f'{label}: full KD', early), at('scratch', early))}; at epoch {last}: "
-            f"{harness.compare(at(f'{label}: full KD', last), at('scratch', last))}" for label in p["eskd_teachers"]]
+            f"{analysis.compare(at(f'{label}: full KD', early), at('scratch', early))}; at epoch {last}: "
+            f"{analysis.compare(at(f'{label}: full KD', last), at('scratch', last))}" for label in p["eskd_teachers"]]
     table = pd.DataFrame({"condition": summary.condition,
-                          "student top-1 (mean ± std)": harness.accuracy_cells(summary)})
-    harness.write_table(out, TITLE, CLAIM, PAPER, table, verdict,
+                          "student top-1 (mean ± std)": analysis.accuracy_cells(summary)})
+    analysis.write_table(out, TITLE, CLAIM, PAPER, table, verdict,
                         f"The verdict uses ESKD stopping at epoch {p['verdict_stop']} of {p['recipe'].epochs}. "
-                        + harness.rule_of(verdict_for),
+                        + analysis.rule_of(verdict_for),
                         "ESKD stop " + str(p["verdict_stop"]) + " vs full KD: "
                         + "; ".join(f"{k} {c}" for k, c in comps.items())
                         + "\n\nDoes full KD lead early and lose its lead late?\n" + "\n".join(lead))
@@ -122,7 +122,7 @@ def plot(history: pd.DataFrame, summary: pd.DataFrame, p: dict, out: harness.Out
     bar.barh(s.condition, s["mean"], xerr=2 * s.se.fillna(0), color="C0", alpha=0.7)
     bar.set(xlim=(s["mean"].min() - 3, s["mean"].max() + 1.5), xlabel="final student test top-1 (%)",
             title="final accuracy (mean ± 2 SE)")
-    harness.save_figure(fig, out.figure)
+    analysis.save_figure(fig, out.figure)
 
 
 if __name__ == "__main__":

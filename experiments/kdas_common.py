@@ -3,7 +3,7 @@ students and recipes, and the grid helper. Each finding adds its own conditions.
 from __future__ import annotations
 
 from kd import harness
-from kd.train import Recipe
+from kd.recipe import Recipe
 
 KD_OPTIONS = {"temperature": 4.0, "ce_weight": 0.1, "kd_weight": 0.9}  # the common CIFAR-100 KD recipe
 PAPER_RECIPE = Recipe(epochs=240, batch_size=64, lr=0.05, schedule="step", milestones=(150, 180, 210))

@@ -17,7 +17,7 @@ import seaborn as sns
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from experiments import kdas_common  # noqa: E402
-from kd import harness  # noqa: E402
+from kd import analysis, harness  # noqa: E402
 
 NAME = "kdas_finding1"
 TITLE = "KDAS Finding 1: distil only on the samples with the most knowledge (highest KL_TS)"
@@ -57,8 +57,8 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
     comps = {}
     for k in CLAIM_RATIOS:
         pct = round(100 * k)
-        comps[f"top {pct}% vs all"] = harness.compare(acc(f"top {pct}%"), acc("all"))
-        comps[f"top {pct}% vs random {pct}%"] = harness.compare(acc(f"top {pct}%"), acc(f"random {pct}%"))
+        comps[f"top {pct}% vs all"] = analysis.compare(acc(f"top {pct}%"), acc("all"))
+        comps[f"top {pct}% vs random {pct}%"] = analysis.compare(acc(f"top {pct}%"), acc(f"random {pct}%"))
     vs_all = [c for name, c in comps.items() if name.endswith("vs all")]
     if all(c.outcome == "worse" for c in vs_all):
         return "not reproduced", comps
@@ -68,17 +68,17 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
 
 
 def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
-    summary = harness.summarise(rows, ["pair", "condition"])
+    summary = analysis.summarise(rows, ["pair", "condition"])
     wall = rows.groupby(["pair", "condition"], sort=False).wall_s.mean().reset_index()
     summary = summary.merge(wall, on=["pair", "condition"])
     summary.to_csv(out.summary, index=False)
-    overall, lines = harness.judge(rows, "pair", verdict_for)
+    overall, lines = analysis.judge(rows, "pair", verdict_for)
     table = pd.DataFrame({"pair": summary.pair, "condition": summary.condition,
                           "samples processed": summary.samples.round().astype(int),
                           "wall (s)": summary.wall_s.round(1),
-                          "student top-1 (mean ± std)": harness.accuracy_cells(summary)})
-    harness.write_table(out, TITLE, CLAIM, PAPER, table, overall,
-                        harness.rule_of(verdict_for),
+                          "student top-1 (mean ± std)": analysis.accuracy_cells(summary)})
+    analysis.write_table(out, TITLE, CLAIM, PAPER, table, overall,
+                        analysis.rule_of(verdict_for),
                         "Comparisons (difference of mean test top-1, two standard errors):\n" + "\n".join(lines)
                         + f"\n\nSubsets are re-selected every {p['period']} epochs (top: by KL_TS of the current "
                           f"student on clean views, direction '{p['direction']}'; random: re-drawn). All runs "
@@ -104,7 +104,7 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame, out: harness.Outputs):
                xlabel="share of the pool kept per epoch (%)",
                title=f"{pair}: top-KL_TS vs random subsets (mean ± 2 SE, dots = seeds)")
         ax.legend(fontsize=8)
-    harness.save_figure(fig, out.figure)
+    analysis.save_figure(fig, out.figure)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import seaborn as sns
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from experiments import kdas_common  # noqa: E402
-from kd import harness  # noqa: E402
+from kd import analysis, harness  # noqa: E402
 from kd.samplers import ratio_schedule  # noqa: E402
 
 NAME = "kdas_finding2"
@@ -63,7 +63,7 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
     than increasing 40->60%. not reproduced: a fixed or increasing schedule is better than decreasing.
     inconclusive: anything else."""
     acc = lambda condition: rows.loc[rows.condition == condition, "final_test_top1"]  # noqa: E731
-    comps = {f"decreasing vs {label}": harness.compare(acc(DECREASING), acc(label))
+    comps = {f"decreasing vs {label}": analysis.compare(acc(DECREASING), acc(label))
              for label in SCHEDULES if label != DECREASING}
     rivals = [c for name, c in comps.items() if "cosine" not in name]
     if any(c.outcome == "worse" for c in rivals):
@@ -75,14 +75,14 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
 
 
 def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
-    summary = harness.summarise(rows, ["pair", "condition"])
+    summary = analysis.summarise(rows, ["pair", "condition"])
     summary.to_csv(out.summary, index=False)
-    overall, lines = harness.judge(rows, "pair", verdict_for)
+    overall, lines = analysis.judge(rows, "pair", verdict_for)
     table = pd.DataFrame({"pair": summary.pair, "schedule": summary.condition,
                           "samples processed": summary.samples.round().astype(int),
-                          "student top-1 (mean ± std)": harness.accuracy_cells(summary)})
-    harness.write_table(out, TITLE, CLAIM, PAPER, table, overall,
-                        harness.rule_of(verdict_for),
+                          "student top-1 (mean ± std)": analysis.accuracy_cells(summary)})
+    analysis.write_table(out, TITLE, CLAIM, PAPER, table, overall,
+                        analysis.rule_of(verdict_for),
                         "Comparisons (difference of mean test top-1, two standard errors):\n" + "\n".join(lines)
                         + f"\n\nTop-K(t) by KL_TS of the current student (clean views, direction "
                           f"'{p['direction']}'), re-selected every {p['period']} epoch(s).")
@@ -107,7 +107,7 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame, p: dict, out: harness.Output
                       capsize=0.2, ax=ax, color="C0")
         sns.stripplot(part, y="condition", x="final_test_top1", order=order, alpha=0.4, ax=ax, color="C1")
         ax.set(ylabel="", xlabel="student test top-1 (%)", title=f"{pair} (mean ± 2 SE, dots = seeds)")
-    harness.save_figure(fig, out.figure)
+    analysis.save_figure(fig, out.figure)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import seaborn as sns
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kd import harness, records  # noqa: E402
+from kd import analysis, harness, records  # noqa: E402
 from kd.data import generator  # noqa: E402
 from kd.losses import kl_tg  # noqa: E402
 from experiments import kdas_common  # noqa: E402
@@ -103,10 +103,10 @@ def verdict_for(rows: pd.DataFrame, banding: str) -> tuple[str, dict]:
     not reproduced: medium is worse than all, or low or high is better than medium.
     inconclusive: anything else."""
     acc = lambda condition: rows.loc[rows.condition == condition, "final_test_top1"]  # noqa: E731
-    c = {"medium vs all": harness.compare(acc(f"{banding}:medium"), acc("all")),
-         "low vs medium": harness.compare(acc(f"{banding}:low"), acc(f"{banding}:medium")),
-         "high vs medium": harness.compare(acc(f"{banding}:high"), acc(f"{banding}:medium")),
-         "medium vs random (same size)": harness.compare(acc(f"{banding}:medium"), acc("random"))}
+    c = {"medium vs all": analysis.compare(acc(f"{banding}:medium"), acc("all")),
+         "low vs medium": analysis.compare(acc(f"{banding}:low"), acc(f"{banding}:medium")),
+         "high vs medium": analysis.compare(acc(f"{banding}:high"), acc(f"{banding}:medium")),
+         "medium vs random (same size)": analysis.compare(acc(f"{banding}:medium"), acc("random"))}
     if c["medium vs all"].outcome == "worse" or "better" in (c["low vs medium"].outcome,
                                                              c["high vs medium"].outcome):
         return "not reproduced", c
@@ -116,7 +116,7 @@ def verdict_for(rows: pd.DataFrame, banding: str) -> tuple[str, dict]:
 
 
 def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
-    summary = harness.summarise(rows, ["pair", "condition"])
+    summary = analysis.summarise(rows, ["pair", "condition"])
     ranges = rows.groupby(["pair", "condition"], sort=False)[["kl_tg_min", "kl_tg_max", "top_class_share",
                                                               "train_size"]].first().reset_index()
     summary = summary.merge(ranges, on=["pair", "condition"])
@@ -124,7 +124,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
 
     verdicts, lines = {}, []
     for banding in BANDINGS:
-        verdicts[banding], banding_lines = harness.judge(rows, "pair", verdict_for, banding,
+        verdicts[banding], banding_lines = analysis.judge(rows, "pair", verdict_for, banding,
                                                          suffix=f", {banding} bands")
         lines += banding_lines
     overall = verdicts[VERDICT_BANDING]
@@ -134,10 +134,10 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
         "samples processed": s.samples.round().astype(int),
         "KL_TG range (nats)": [f"{a:.1e} .. {b:.1e}" for a, b in zip(s.kl_tg_min, s.kl_tg_max)],
         "largest class share": (100 * s.top_class_share).round().astype(int).astype(str) + "%",
-        "student top-1 (mean ± std)": harness.accuracy_cells(s)})
-    harness.write_table(out, TITLE, CLAIM, PAPER, table, overall,
+        "student top-1 (mean ± std)": analysis.accuracy_cells(s)})
+    analysis.write_table(out, TITLE, CLAIM, PAPER, table, overall,
                         f"The verdict uses the {VERDICT_BANDING.replace('_', '-')} bands. "
-                        + harness.rule_of(verdict_for),
+                        + analysis.rule_of(verdict_for),
                         "Comparisons (difference of mean test top-1, two standard errors):\n" + "\n".join(lines)
                         + f"\n\nStudents train for the same number of epochs, so a band sees half the samples of "
                           f"'all'; 'random' is the same-size control. Direction of KL_TG: {p['kl_direction']}.")
@@ -173,7 +173,7 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame, out: harness.Outputs):
             dist_ax.axvline(np.quantile(logs, q), color="C3", linestyle=":", linewidth=1.2)
         dist_ax.set(xlabel="log10 KL_TG (nats) of the training pool", ylabel="samples",
                     title="KL_TG distribution; dotted: global band edges (25/50/75%)")
-    harness.save_figure(fig, out.figure)
+    analysis.save_figure(fig, out.figure)
 
 
 if __name__ == "__main__":

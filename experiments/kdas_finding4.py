@@ -18,7 +18,7 @@ import seaborn as sns
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from experiments import kdas_common  # noqa: E402
-from kd import harness  # noqa: E402
+from kd import analysis, harness  # noqa: E402
 
 NAME = "kdas_finding4"
 TITLE = "KDAS Finding 4: down-weighting samples of poor knowledge quality helps KD"
@@ -55,19 +55,19 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
     reproduced: KD with the paper's penalty (gamma 0.5, ramped up) is better than KD.
     not reproduced: it is worse. inconclusive: the difference is within noise."""
     acc = lambda condition: rows.loc[rows.condition == condition, "final_test_top1"]  # noqa: E731
-    comps = {f"{c} vs kd": harness.compare(acc(c), acc("kd")) for c in rows.condition.unique() if c != "kd"}
+    comps = {f"{c} vs kd": analysis.compare(acc(c), acc("kd")) for c in rows.condition.unique() if c != "kd"}
     outcome = comps[f"{PAPER_CONDITION} vs kd"].outcome
     return {"better": "reproduced", "worse": "not reproduced"}.get(outcome, "inconclusive"), comps
 
 
 def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
-    summary = harness.summarise(rows, ["pair", "condition"])
+    summary = analysis.summarise(rows, ["pair", "condition"])
     summary.to_csv(out.summary, index=False)
-    overall, lines = harness.judge(rows, "pair", verdict_for)
+    overall, lines = analysis.judge(rows, "pair", verdict_for)
     table = pd.DataFrame({"pair": summary.pair, "condition": summary.condition,
-                          "student top-1 (mean ± std)": harness.accuracy_cells(summary)})
-    harness.write_table(out, TITLE, CLAIM, PAPER, table, overall,
-                        harness.rule_of(verdict_for),
+                          "student top-1 (mean ± std)": analysis.accuracy_cells(summary)})
+    analysis.write_table(out, TITLE, CLAIM, PAPER, table, overall,
+                        analysis.rule_of(verdict_for),
                         "Comparisons (difference of mean test top-1, two standard errors):\n" + "\n".join(lines)
                         + f"\n\nBand: quantiles {p['band'][0]:.0%}-{p['band'][1]:.0%} of KL_TG in each batch "
                           f"(direction '{p['direction']}'), lambda {p['lam']:g}; the ramp grows lambda from 0 "
@@ -92,7 +92,7 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame, out: harness.Outputs):
         ax.set(xlabel="minimum weight gamma outside the KL_TG band", ylabel="student test top-1 (%)",
                title=f"{pair}: quality penalty (mean ± 2 SE)")
         ax.legend(fontsize=8)
-    harness.save_figure(fig, out.figure)
+    analysis.save_figure(fig, out.figure)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import seaborn as sns
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from experiments import kdas_common  # noqa: E402
-from kd import harness  # noqa: E402
+from kd import analysis, harness  # noqa: E402
 
 NAME = "kdas_method"
 TITLE = "KDAS: adaptive sampling makes KD faster at equal or better accuracy"
@@ -70,7 +70,7 @@ def verdict_for(rows: pd.DataFrame, base: str) -> tuple[str, dict]:
     reproduced: +KDAS is not less accurate than the base and saves at least 10% of its time.
     not reproduced: +KDAS is less accurate, or saves no time. inconclusive: anything else."""
     part = lambda condition: rows[rows.condition == condition]  # noqa: E731
-    acc = harness.compare(part(f"{base} + KDAS").final_test_top1, part(base).final_test_top1)
+    acc = analysis.compare(part(f"{base} + KDAS").final_test_top1, part(base).final_test_top1)
     saving = 1 - part(f"{base} + KDAS").wall_s.mean() / part(base).wall_s.mean()
     paper = "about 28%" if base == "KD" else "9-13%"
     facts = {"accuracy": acc, "time saving": f"{100 * saving:.1f}% (paper: {paper})"}
@@ -82,12 +82,12 @@ def verdict_for(rows: pd.DataFrame, base: str) -> tuple[str, dict]:
 
 
 def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
-    summary = harness.summarise(rows, ["pair", "condition"])
+    summary = analysis.summarise(rows, ["pair", "condition"])
     extra = rows.groupby(["pair", "condition"], sort=False)[["wall_s", "teacher_forwards"]].mean().reset_index()
     summary = summary.merge(extra, on=["pair", "condition"])
     summary.to_csv(out.summary, index=False)
-    overall, lines = harness.judge(rows, "pair", verdict_for, "KD", suffix=", KD + KDAS vs KD")
-    lines += harness.judge(rows, "pair", verdict_for, "DKD", suffix=", DKD + KDAS vs DKD")[1]
+    overall, lines = analysis.judge(rows, "pair", verdict_for, "KD", suffix=", KD + KDAS vs KD")
+    lines += analysis.judge(rows, "pair", verdict_for, "DKD", suffix=", DKD + KDAS vs DKD")[1]
     base_wall = summary[summary.condition == "KD"].set_index("pair").wall_s
     table = pd.DataFrame({
         "pair": summary.pair, "condition": summary.condition,
@@ -95,10 +95,10 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
         "teacher forwards": summary.teacher_forwards.round().astype(int),
         "wall (s)": summary.wall_s.round(1),
         "time vs KD": [f"{100 * (w / base_wall[pr] - 1):+.0f}%" for pr, w in zip(summary.pair, summary.wall_s)],
-        "student top-1 (mean ± std)": harness.accuracy_cells(summary)})
-    harness.write_table(out, TITLE, CLAIM, PAPER, table, overall,
+        "student top-1 (mean ± std)": analysis.accuracy_cells(summary)})
+    analysis.write_table(out, TITLE, CLAIM, PAPER, table, overall,
                         "The verdict judges KD + KDAS vs KD; DKD is reported alongside. "
-                        + harness.rule_of(verdict_for),
+                        + analysis.rule_of(verdict_for),
                         "\n".join(lines) + f"\n\nKDAS (paper): top-K(t) by KL_TS, K linear 60% -> 40%, re-selected "
                         f"every {p['period']} epoch(s) on clean views of the whole pool; quality weights gamma 0.5, "
                         f"lambda 1000, band 20-80%, ramped up over {p['ramp_share']:.0%} of training. Release "
@@ -121,7 +121,7 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame, out: harness.Outputs):
         ax.set(xlabel="wall time per run (s, teacher forwards included)", ylabel="student test top-1 (%)",
                title=f"{pair}: accuracy vs training time (diamonds: mean ± 2 SE; dots: seeds)")
         ax.legend(fontsize=7)
-    harness.save_figure(fig, out.figure)
+    analysis.save_figure(fig, out.figure)
 
 
 if __name__ == "__main__":

@@ -12,13 +12,14 @@ import torch
 
 from kd import records
 from kd.data import DATASETS, load_dataset, training_pool
+from kd.device import resolve_device
 from kd.errors import KDError
 from kd.models import create_model
 from kd.objectives import LOSSES, make_objective
+from kd.recipe import Recipe
 from kd.samplers import Shuffle
 from kd.teachers import TeacherLogits, external_logits_dir, load_checkpoint, teacher_logits, teacher_spec, train_teacher
-from kd.device import resolve_device
-from kd.train import Recipe, fit
+from kd.train import fit
 
 # Per-dataset default recipes: the papers' for CIFAR (mdistiller) and ImageNet; a short one for the
 # offline Fashion-MNIST scale.

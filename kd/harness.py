@@ -9,18 +9,17 @@
 
 and ends with `harness.main(sys.modules[__name__])`. The harness gives it a command line (--profile,
 --seeds, --data-dir, --device, --dry-run, --plot-only), resume (a run is identified by the hash of its
-full config; completed runs are skipped, failed ones redone), result files, verdict helpers and a plot
-style. Results go to results/<NAME>/<profile>/, the figure to figures/<NAME>_<profile>.png.
+full config; completed runs are skipped, failed ones redone), runs in a child process, and result files;
+`report` builds on kd/analysis.py (summaries, comparisons, verdict lines, tables, plot style). Results go
+to results/<NAME>/<profile>/, the figure to figures/<NAME>_<profile>.png.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import sys
 import time
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -28,15 +27,17 @@ import pandas as pd
 import torch
 
 from kd import records
+from kd.analysis import Outputs, plot_style
 from kd.data import load_dataset, training_pool
+from kd.device import place, resolve_device
 from kd.errors import KDError
 from kd.isolation import ChildRunner, RunFailed
 from kd.models import create_model
 from kd.objectives import QualityWeights, make_objective
+from kd.recipe import Recipe
 from kd.samplers import Shuffle, make_kdas
 from kd.teachers import TeacherLogits, teacher_logits, teacher_spec
-from kd.device import place, resolve_device
-from kd.train import Recipe, fit
+from kd.train import fit
 
 matplotlib.use("Agg")
 REPO = records.REPO
@@ -159,121 +160,9 @@ def distil(config: dict, ctx: Context, pool: torch.Tensor, objective=None, sampl
 
 
 # ----------------------------------------------------------------------------------------- outputs
-@dataclass
-class Outputs:
-    results: Path      # results/<name>/<profile>/
-    figure: Path       # figures/<name>_<profile>.png
-
-    @property
-    def runs(self) -> Path:
-        return self.results / "runs.csv"
-
-    @property
-    def table(self) -> Path:
-        return self.results / "table.md"
-
-    @property
-    def summary(self) -> Path:
-        return self.results / "summary.csv"
-
-    def history(self, run_id: str) -> Path:
-        return self.results / "histories" / f"{run_id}.csv"
-
-
 def completed(out: Outputs) -> pd.DataFrame:
     rows = records.read_rows(out.runs, required=("run_id", "status"))
     return rows[rows["status"] == "done"] if "status" in rows else rows
-
-
-# ----------------------------------------------------------------------------------------- analysis
-def summarise(rows: pd.DataFrame, by, metric: str = "final_test_top1") -> pd.DataFrame:
-    """mean, std, standard error and n of a metric per group, with the mean samples processed."""
-    g = rows.groupby(by, sort=False)
-    out = g[metric].agg(["mean", "std", "count"]).rename(columns={"count": "n"})
-    out["se"] = out["std"] / out["n"].pow(0.5)
-    out["samples"] = g["samples"].mean()
-    return out.reset_index()
-
-
-@dataclass
-class Comparison:
-    diff: float      # mean(a) - mean(b)
-    se: float        # standard error of that difference
-    outcome: str     # "better", "worse" or "within noise": beyond two standard errors or not
-
-    def __str__(self):
-        return f"{self.diff:+.2f} pp (2 SE = {2 * self.se:.2f}): {self.outcome}"
-
-
-def compare(a: pd.Series, b: pd.Series) -> Comparison:
-    """Two-standard-error rule on the difference of means. With one seed per side there is no noise
-    estimate, so nothing is called better or worse."""
-    diff = a.mean() - b.mean()
-    se = math.sqrt(a.var() / len(a) + b.var() / len(b)) if min(len(a), len(b)) > 1 else float("nan")
-    if math.isnan(se):
-        return Comparison(diff, se, "within noise")
-    outcome = "better" if diff > 2 * se else "worse" if diff < -2 * se else "within noise"
-    return Comparison(diff, se, outcome)
-
-
-def combine(verdicts: list[str]) -> str:
-    """One verdict from several (pairs, series): theirs where they agree, else "not reproduced" if any
-    is, else "inconclusive"."""
-    if len(set(verdicts)) == 1:
-        return verdicts[0]
-    return "not reproduced" if "not reproduced" in verdicts else "inconclusive"
-
-
-def verdict_line(label: str, verdict: str, facts: dict) -> str:
-    return f"- {label}: **{verdict}**; " + "; ".join(f"{k} {v}" for k, v in facts.items())
-
-
-def judge(rows: pd.DataFrame, by: str, verdict_for, *args, suffix: str = "") -> tuple[str, list[str]]:
-    """Apply a finding's verdict rule to each group (e.g. each teacher-student pair): the combined
-    verdict and one line of comparisons per group (labelled with the group and `suffix`)."""
-    verdicts, lines = [], []
-    for label, part in rows.groupby(by, sort=False):
-        verdict, facts = verdict_for(part, *args)
-        verdicts.append(verdict)
-        lines.append(verdict_line(f"{label}{suffix}", verdict, facts))
-    return combine(verdicts), lines
-
-
-def rule_of(verdict_for) -> str:
-    """A verdict rule as written in its function's docstring, whole: its first line says what noise is."""
-    return " ".join(verdict_for.__doc__.split())
-
-
-def accuracy_cells(summary: pd.DataFrame) -> list[str]:
-    return [fmt(m, s, n) for m, s, n in zip(summary["mean"], summary["std"], summary["n"])]
-
-
-def plot_style():
-    import seaborn as sns
-    sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.1)
-
-
-def save_figure(fig, path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-
-
-def write_table(out: Outputs, title: str, claim: str, paper: str, table: pd.DataFrame, verdict: str,
-                rule: str, notes: str = "") -> str:
-    """The comparison table of a finding as markdown: claim, paper, our numbers, verdict and its rule."""
-    text = (f"# {title}\n\n**Claim.** {claim}\n\n**Paper.** {paper}\n\n"
-            f"**Ours.**\n\n{table.to_markdown(index=False, floatfmt='.2f')}\n\n"
-            f"**Verdict: {verdict}.** {rule}\n" + (f"\n{notes}\n" if notes else ""))
-    out.table.parent.mkdir(parents=True, exist_ok=True)
-    out.table.write_text(text)
-    return text
-
-
-def fmt(mean: float, std: float, n: int) -> str:
-    return f"{mean:.2f} ± {std:.2f} (n={n})" if n > 1 else f"{mean:.2f} (n=1)"
 
 
 # ----------------------------------------------------------------------------------------- costs

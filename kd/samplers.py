@@ -13,9 +13,9 @@ import torch
 from torch import Tensor
 
 from kd.data import Batch, generator
+from kd.device import autocast
 from kd.errors import KDError
 from kd.losses import kl_ts
-from kd.device import autocast
 
 
 class Shuffle:

@@ -15,15 +15,16 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
+from kd.device import autocast, eval_batch_size, place
 from kd.errors import KDError
 from kd.logit_cache import LogitTable
 from kd.metrics import ensemble_logits, topk_accuracy
 from kd.models import create_model
-from kd.records import DamagedFile, atomic_save, check_saved, config_hash
 from kd.objectives import CrossEntropy
+from kd.recipe import Recipe
+from kd.records import DamagedFile, atomic_save, check_saved, config_hash
 from kd.samplers import Shuffle
-from kd.device import autocast, eval_batch_size, place
-from kd.train import Recipe, fit, predict
+from kd.train import fit, predict
 
 
 def cache_dir() -> Path:

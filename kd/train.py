@@ -4,11 +4,10 @@ lock-step on the same batches, sharing one teacher pass.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
-import math
 import sys
 import time
-from dataclasses import asdict, dataclass
 
 import torch
 from timm.scheduler import CosineLRScheduler, MultiStepLRScheduler
@@ -18,58 +17,7 @@ from kd.device import autocast, eval_batch_size, place
 from kd.errors import KDError
 from kd.metrics import classification_metrics
 from kd.objectives import has_nonfinite
-
-logging.getLogger("timm.scheduler.cosine_lr").setLevel(logging.ERROR)  # warns on 1-epoch smoke runs
-
-
-@dataclass
-class Recipe:
-    """SGD with momentum, weight decay, cosine or step schedule with linear warm-up (epochs are 1-based)."""
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.05
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"          # "cosine" or "step"
-    milestones: tuple = ()            # step: lr *= decay after each of these epochs
-    decay: float = 0.1
-    warmup_epochs: int = 0
-    eval_every: int = 1               # test-set evaluation period in epochs (the last epoch always)
-    compile: bool = False             # torch.compile the students (CUDA)
-
-    def check(self) -> "Recipe":
-        problems = [f"{k} must be a finite number (got {v})" for k, v in self.as_dict().items()
-                    if isinstance(v, float) and not math.isfinite(v)]
-        if self.epochs < 1:
-            problems.append(f"epochs must be >= 1 (got {self.epochs})")
-        if self.batch_size < 1:
-            problems.append(f"batch size must be >= 1 (got {self.batch_size})")
-        if not self.lr > 0:
-            problems.append(f"learning rate must be > 0 (got {self.lr})")
-        if not 0 <= self.momentum < 1:
-            problems.append(f"momentum must be in [0, 1) (got {self.momentum})")
-        if self.weight_decay < 0:
-            problems.append(f"weight decay must be >= 0 (got {self.weight_decay})")
-        if self.schedule not in ("cosine", "step"):
-            problems.append(f"schedule must be 'cosine' or 'step' (got {self.schedule!r})")
-        if any(not 1 <= m <= self.epochs for m in self.milestones):
-            problems.append(f"step milestones must lie in [1, {self.epochs}] (got {list(self.milestones)})")
-        if not 0 <= self.warmup_epochs < self.epochs:
-            problems.append(f"warm-up epochs must be in [0, epochs) (got {self.warmup_epochs})")
-        if self.eval_every < 1:
-            problems.append(f"eval_every must be >= 1 (got {self.eval_every})")
-        if problems:
-            raise KDError("Bad training recipe: " + "; ".join(problems) + ".")
-        return self
-
-    def as_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, fields: dict) -> "Recipe":
-        """A checked Recipe back from `as_dict` (as configs and teacher specs record it)."""
-        return cls(**{**fields, "milestones": tuple(fields.get("milestones", ()))}).check()
+from kd.recipe import Recipe
 
 
 @torch.no_grad()
@@ -97,6 +45,18 @@ class Probe:
         return self.teacher.clean_logits("train", idx)
 
 
+@contextlib.contextmanager
+def _quiet(logger: str):
+    """Silence one logger's warnings for a moment, without changing logging for the rest of the process."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 class Student:
     """One model being trained: its objective, optimiser, schedule and running sums."""
 
@@ -108,7 +68,8 @@ class Student:
                                    nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
         warm = dict(warmup_t=recipe.warmup_epochs, warmup_lr_init=recipe.lr * 0.01)
         if recipe.schedule == "cosine":
-            self.sched = CosineLRScheduler(self.opt, t_initial=recipe.epochs, lr_min=0.0, **warm)
+            with _quiet("timm.scheduler.cosine_lr"):  # it warns that a 1-epoch cosine (smoke runs) is flat
+                self.sched = CosineLRScheduler(self.opt, t_initial=recipe.epochs, lr_min=0.0, **warm)
         else:
             # timm decays at step t when t + 1 >= decay_t, and epoch e is step e - 1: decay_t = m + 1 makes
             # epoch m the last at the old rate, as in the papers' code (mdistiller: lr decays when epoch > m)

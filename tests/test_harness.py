@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from experiments import kdas_finding3 as f3
-from kd import harness, records
+from kd import analysis, harness, records
 from kd.data import TensorData
 
 
@@ -162,5 +162,5 @@ def test_every_experiment_lists_its_cpu_grid(name, tmp_path, capsys):
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_verdict_rule_says_what_noise_is(name):
     import importlib
-    rule = harness.rule_of(importlib.import_module(f"experiments.{name}").verdict_for)
+    rule = analysis.rule_of(importlib.import_module(f"experiments.{name}").verdict_for)
     assert "two standard errors are noise" in rule and "not reproduced:" in rule, rule

@@ -8,7 +8,8 @@ from kd.models import create_model
 from kd.objectives import DKD, KD
 from kd.samplers import Shuffle
 from kd.teachers import TeacherLogits
-from kd.train import Recipe, fit
+from kd.recipe import Recipe
+from kd.train import fit
 
 RECIPE = Recipe(epochs=2, batch_size=64, lr=0.05)
 

@@ -35,7 +35,8 @@ from kd.data import balanced_subset, load_dataset
 from kd.models import create_model
 from kd.objectives import CrossEntropy
 from kd.samplers import Shuffle
-from kd.train import Recipe, fit
+from kd.recipe import Recipe
+from kd.train import fit
 torch.set_num_threads(2)
 name, width = sys.argv[1], float(sys.argv[2])
 data = load_dataset("fashion_mnist", test_per_class=5)

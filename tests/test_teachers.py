@@ -4,7 +4,7 @@ import torch
 from kd.errors import KDError
 from kd.models import create_model
 from kd.teachers import atomic_save, cache_dir, get_teacher, load_checkpoint, teacher_spec
-from kd.train import Recipe
+from kd.recipe import Recipe
 
 RECIPE = Recipe(epochs=2, batch_size=64, lr=0.05)
 

@@ -9,7 +9,8 @@ from kd.models import create_model
 from kd.objectives import DKD, KD, CrossEntropy, make_objective
 from kd.samplers import Shuffle
 from kd.teachers import TeacherLogits
-from kd.train import Recipe, Student, fit
+from kd.recipe import Recipe
+from kd.train import Student, fit
 
 TINY = Recipe(epochs=2, batch_size=64, lr=0.05)
 

@@ -1,0 +1,124 @@
+"""The analysis of a finding: where its results and figure go, summaries per condition, comparisons of
+conditions, verdict lines, the comparison table and the figure style. Every finding's `report` builds on
+these; the statistics of its verdict live here.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+
+# ----------------------------------------------------------------------------------------- outputs
+@dataclass
+class Outputs:
+    results: Path      # results/<name>/<profile>/
+    figure: Path       # figures/<name>_<profile>.png
+
+    @property
+    def runs(self) -> Path:
+        return self.results / "runs.csv"
+
+    @property
+    def table(self) -> Path:
+        return self.results / "table.md"
+
+    @property
+    def summary(self) -> Path:
+        return self.results / "summary.csv"
+
+    def history(self, run_id: str) -> Path:
+        return self.results / "histories" / f"{run_id}.csv"
+
+
+# ----------------------------------------------------------------------------------------- analysis
+def summarise(rows: pd.DataFrame, by, metric: str = "final_test_top1") -> pd.DataFrame:
+    """mean, std, standard error and n of a metric per group, with the mean samples processed."""
+    g = rows.groupby(by, sort=False)
+    out = g[metric].agg(["mean", "std", "count"]).rename(columns={"count": "n"})
+    out["se"] = out["std"] / out["n"].pow(0.5)
+    out["samples"] = g["samples"].mean()
+    return out.reset_index()
+
+
+@dataclass
+class Comparison:
+    diff: float      # mean(a) - mean(b)
+    se: float        # standard error of that difference
+    outcome: str     # "better", "worse" or "within noise": beyond two standard errors or not
+
+    def __str__(self):
+        return f"{self.diff:+.2f} pp (2 SE = {2 * self.se:.2f}): {self.outcome}"
+
+
+def compare(a: pd.Series, b: pd.Series) -> Comparison:
+    """Two-standard-error rule on the difference of means. With one seed per side there is no noise
+    estimate, so nothing is called better or worse."""
+    diff = a.mean() - b.mean()
+    se = math.sqrt(a.var() / len(a) + b.var() / len(b)) if min(len(a), len(b)) > 1 else float("nan")
+    if math.isnan(se):
+        return Comparison(diff, se, "within noise")
+    outcome = "better" if diff > 2 * se else "worse" if diff < -2 * se else "within noise"
+    return Comparison(diff, se, outcome)
+
+
+def combine(verdicts: list[str]) -> str:
+    """One verdict from several (pairs, series): theirs where they agree, else "not reproduced" if any
+    is, else "inconclusive"."""
+    if len(set(verdicts)) == 1:
+        return verdicts[0]
+    return "not reproduced" if "not reproduced" in verdicts else "inconclusive"
+
+
+def verdict_line(label: str, verdict: str, facts: dict) -> str:
+    return f"- {label}: **{verdict}**; " + "; ".join(f"{k} {v}" for k, v in facts.items())
+
+
+def judge(rows: pd.DataFrame, by: str, verdict_for, *args, suffix: str = "") -> tuple[str, list[str]]:
+    """Apply a finding's verdict rule to each group (e.g. each teacher-student pair): the combined
+    verdict and one line of comparisons per group (labelled with the group and `suffix`)."""
+    verdicts, lines = [], []
+    for label, part in rows.groupby(by, sort=False):
+        verdict, facts = verdict_for(part, *args)
+        verdicts.append(verdict)
+        lines.append(verdict_line(f"{label}{suffix}", verdict, facts))
+    return combine(verdicts), lines
+
+
+def rule_of(verdict_for) -> str:
+    """A verdict rule as written in its function's docstring, whole: its first line says what noise is."""
+    return " ".join(verdict_for.__doc__.split())
+
+
+def accuracy_cells(summary: pd.DataFrame) -> list[str]:
+    return [fmt(m, s, n) for m, s, n in zip(summary["mean"], summary["std"], summary["n"])]
+
+
+def plot_style():
+    import seaborn as sns
+    sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.1)
+
+
+def save_figure(fig, path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+
+
+def write_table(out: Outputs, title: str, claim: str, paper: str, table: pd.DataFrame, verdict: str,
+                rule: str, notes: str = "") -> str:
+    """The comparison table of a finding as markdown: claim, paper, our numbers, verdict and its rule."""
+    text = (f"# {title}\n\n**Claim.** {claim}\n\n**Paper.** {paper}\n\n"
+            f"**Ours.**\n\n{table.to_markdown(index=False, floatfmt='.2f')}\n\n"
+            f"**Verdict: {verdict}.** {rule}\n" + (f"\n{notes}\n" if notes else ""))
+    out.table.parent.mkdir(parents=True, exist_ok=True)
+    out.table.write_text(text)
+    return text
+
+
+def fmt(mean: float, std: float, n: int) -> str:
+    return f"{mean:.2f} ± {std:.2f} (n={n})" if n > 1 else f"{mean:.2f} (n=1)"

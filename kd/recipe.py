@@ -1,0 +1,57 @@
+"""What a run is trained with: optimiser, schedule and length, as one checked, serialisable value."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from kd.errors import KDError
+
+
+@dataclass
+class Recipe:
+    """SGD with momentum, weight decay, cosine or step schedule with linear warm-up (epochs are 1-based)."""
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"          # "cosine" or "step"
+    milestones: tuple = ()            # step: lr *= decay after each of these epochs
+    decay: float = 0.1
+    warmup_epochs: int = 0
+    eval_every: int = 1               # test-set evaluation period in epochs (the last epoch always)
+    compile: bool = False             # torch.compile the students (CUDA)
+
+    def check(self) -> "Recipe":
+        problems = [f"{k} must be a finite number (got {v})" for k, v in self.as_dict().items()
+                    if isinstance(v, float) and not math.isfinite(v)]
+        if self.epochs < 1:
+            problems.append(f"epochs must be >= 1 (got {self.epochs})")
+        if self.batch_size < 1:
+            problems.append(f"batch size must be >= 1 (got {self.batch_size})")
+        if not self.lr > 0:
+            problems.append(f"learning rate must be > 0 (got {self.lr})")
+        if not 0 <= self.momentum < 1:
+            problems.append(f"momentum must be in [0, 1) (got {self.momentum})")
+        if self.weight_decay < 0:
+            problems.append(f"weight decay must be >= 0 (got {self.weight_decay})")
+        if self.schedule not in ("cosine", "step"):
+            problems.append(f"schedule must be 'cosine' or 'step' (got {self.schedule!r})")
+        if any(not 1 <= m <= self.epochs for m in self.milestones):
+            problems.append(f"step milestones must lie in [1, {self.epochs}] (got {list(self.milestones)})")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            problems.append(f"warm-up epochs must be in [0, epochs) (got {self.warmup_epochs})")
+        if self.eval_every < 1:
+            problems.append(f"eval_every must be >= 1 (got {self.eval_every})")
+        if problems:
+            raise KDError("Bad training recipe: " + "; ".join(problems) + ".")
+        return self
+
+    def as_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, fields: dict) -> "Recipe":
+        """A checked Recipe back from `as_dict` (as configs and teacher specs record it)."""
+        return cls(**{**fields, "milestones": tuple(fields.get("milestones", ()))}).check()
