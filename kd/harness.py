@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import matplotlib
@@ -31,7 +30,7 @@ from kd.analysis import Outputs, plot_style
 from kd.data import load_dataset, training_pool
 from kd.device import place, resolve_device
 from kd.errors import KDError
-from kd.isolation import ChildRunner, RunFailed
+from kd.isolation import ChildRunner, RunFailed, failure_message
 from kd.models import create_model
 from kd.objectives import QualityWeights, make_objective
 from kd.recipe import Recipe
@@ -84,7 +83,7 @@ class Context:
         self.device = resolve_device(device)
         self._data, self._teachers, self._memo = data, {}, {}
         self.out = out
-        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.log = log or _log
 
     @property
     def data(self):
@@ -271,11 +270,11 @@ def _main(module, args, isolate: bool) -> int:
     with (runner if isolate and todo else contextlib.nullcontext()):
         for i, config in enumerate(todo):
             rid = records.run_id(config)
-            log(f"[{i + 1}/{len(todo)}] {module.NAME} {config['condition']} seed {config['seed']} ({rid})")
+            _log(f"[{i + 1}/{len(todo)}] {module.NAME} {config['condition']} seed {config['seed']} ({rid})")
             try:
                 result = runner(config)
             except RunFailed as exc:  # record it, go on with the sweep; a re-run redoes it
-                log(f"run {rid} failed: {exc}")
+                _log(f"run {rid} failed: {exc}")
                 records.append_row(out.runs, {"run_id": rid, "status": "failed", **records.flatten(config),
                                               "error": str(exc).strip().splitlines()[-1],
                                               "git_commit": records.git_commit(), "command": records.command_line(),
@@ -286,7 +285,7 @@ def _main(module, args, isolate: bool) -> int:
                                    {"profile": args.profile, **result.get("extra", {})})
             records.write_history(out.history(rid), result["history"])
             records.append_row(out.runs, row)
-    log(f"{len(todo) - len(failed)} runs trained in {(time.perf_counter() - start) / 60:.1f} min")
+    _log(f"{len(todo) - len(failed)} runs trained in {(time.perf_counter() - start) / 60:.1f} min")
     code = _report(module, completed(out), p, out, configs)
     if failed:
         print(f"{len(failed)} runs failed ({', '.join(failed)}); re-run the same command to redo them.",
@@ -295,7 +294,7 @@ def _main(module, args, isolate: bool) -> int:
     return code
 
 
-def log(msg: str):
+def _log(msg: str):
     print(msg, file=sys.stderr, flush=True)
 
 
@@ -322,10 +321,8 @@ def _in_process_runs(module, ctx: Context):
     def run(config):
         try:
             return module.run(config, ctx)
-        except KDError as exc:
-            raise RunFailed(str(exc)) from None
-        except Exception:
-            raise RunFailed(traceback.format_exc(limit=3)) from None
+        except Exception as exc:
+            raise RunFailed(failure_message(exc)) from None
     return run
 
 

@@ -24,22 +24,27 @@ def exit_cause(code: int | None) -> str:
     return f"the run's process exited with code {code}"
 
 
+def failure_message(exc: Exception) -> str:
+    """What a failed run records: the message of an error we raise on purpose, else a short traceback."""
+    if isinstance(exc, (KDError, RunFailed)):
+        return str(exc)
+    return "".join(traceback.format_exception(exc, limit=3))
+
+
 def _serve(conn, setup, args):
     """The child: build the per-run function once, then answer one config at a time until told to stop."""
     try:
         call = setup(*args)
     except Exception as exc:
-        conn.send(("error", str(exc) if isinstance(exc, KDError) else traceback.format_exc(limit=3)))
+        conn.send(("error", failure_message(exc)))
         return
     conn.send(("ready", None))
     try:
         while (config := conn.recv()) is not None:
             try:
                 conn.send(("ok", call(config)))
-            except KDError as exc:
-                conn.send(("failed", str(exc)))
-            except Exception:
-                conn.send(("failed", traceback.format_exc(limit=3)))
+            except Exception as exc:
+                conn.send(("failed", failure_message(exc)))
     except (KeyboardInterrupt, EOFError):  # Ctrl-C reaches the whole process group; the parent reports it
         pass
 
