@@ -35,7 +35,7 @@ from kd.models import create_model  # noqa: E402
 from kd.objectives import KD, CrossEntropy  # noqa: E402
 from kd.recipe import Recipe  # noqa: E402
 from kd.samplers import Shuffle  # noqa: E402
-from kd.teachers import TeacherLogits  # noqa: E402
+from kd.teachers import Teacher  # noqa: E402
 from kd.train import Student, train_epoch  # noqa: E402
 
 # Dense bf16 peak of the GPUs this repo has been measured on (TFLOP/s), for "how far from the limit".
@@ -138,9 +138,9 @@ def main():
     times = {}
     for r in range(args.rounds):
         now = {"ours_ce": ours_epoch(data, pool, None, CrossEntropy(), batch, compile=args.compile),
-               "ours_kd_no_cache": ours_epoch(data, pool, TeacherLogits([teacher_model], data, cache=False), kd,
+               "ours_kd_no_cache": ours_epoch(data, pool, Teacher([teacher_model], data, cache=False), kd,
                                               batch, compile=args.compile)}
-        cached = TeacherLogits([teacher_model], data, cache=True)
+        cached = Teacher([teacher_model], data, cache=True)
         now["ours_kd_cache_filling"] = ours_epoch(data, pool, cached, kd, batch, compile=args.compile)
         now["ours_kd_warm_cache"] = ours_epoch(data, pool, cached, kd, batch, compile=args.compile)
         for w, loader in loaders.items():

@@ -44,7 +44,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
 
 
 def run(config: dict, ctx) -> dict:
-    result = harness.distil(config, ctx, ctx.pool(config["pool_fraction"]))
+    result = harness.distill(config, ctx, ctx.pool(config["pool_fraction"]))
     if config["teacher"] is not None:
         t = config["teacher"]
         result["extra"]["teacher_params"] = count_params(create_model(t["model"], ctx.data.num_classes,

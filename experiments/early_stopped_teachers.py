@@ -50,7 +50,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
 
 
 def run(config: dict, ctx) -> dict:
-    return harness.distil(config, ctx, ctx.pool(config["pool_fraction"]))
+    return harness.distill(config, ctx, ctx.pool(config["pool_fraction"]))
 
 
 # ------------------------------------------------------------------------------------------ analysis

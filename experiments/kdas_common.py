@@ -1,4 +1,4 @@
-"""What the KDAS findings (Chae et al., "What to Distill?", ICCV 2025) share: the scales' data, teachers,
+"""What the KDAS findings (Chae et al., "What to Distillation?", ICCV 2025) share: the scales' data, teachers,
 students and recipes, and the grid helper. Each finding adds its own conditions."""
 from __future__ import annotations
 

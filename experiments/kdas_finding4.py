@@ -1,4 +1,4 @@
-"""KDAS Finding 4 (Chae et al., "What to Distill?", ICCV 2025): penalising low-quality knowledge.
+"""KDAS Finding 4 (Chae et al., "What to Distillation?", ICCV 2025): penalising low-quality knowledge.
 
 Distil with KD, and with KD whose per-sample terms are down-weighted when the sample's teacher-label
 divergence KL_TG lies outside the batch's 20-80% quantile band (w = clamp(1 - lambda * distance, gamma, 1),
@@ -46,7 +46,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
 
 
 def run(config: dict, ctx) -> dict:
-    return harness.distil(config, ctx, ctx.pool(config["pool_fraction"]))
+    return harness.distill(config, ctx, ctx.pool(config["pool_fraction"]))
 
 
 # ------------------------------------------------------------------------------------------ analysis

@@ -18,7 +18,7 @@ from kd.models import create_model
 from kd.objectives import LOSSES, make_objective
 from kd.recipe import Recipe
 from kd.samplers import Shuffle
-from kd.teachers import TeacherLogits, external_logits_dir, load_checkpoint, teacher_logits, teacher_spec, train_teacher
+from kd.teachers import Teacher, external_logits_dir, load_checkpoint, load_teacher, teacher_spec, train_teacher
 from kd.train import fit
 
 # Per-dataset default recipes: the papers' for CIFAR (mdistiller) and ImageNet; a short one for the
@@ -118,8 +118,6 @@ def cmd_distill(args):
     options = {k: getattr(args, k) for k in ("temperature", "alpha", "beta", "gamma", "warmup",
                                              "ce_weight", "kd_weight", "stop_epoch")
                if getattr(args, k) is not None}
-    if args.loss == "dist" and "temperature" in options:
-        options["tau"] = options.pop("temperature")
     if args.loss == "ce":
         raise KDError("distill needs a distillation loss (kd, dkd, dist, bkl); train a model from labels with "
                       "`python -m kd train`.")
@@ -133,7 +131,7 @@ def cmd_distill(args):
     objective = make_objective(args.loss, recipe.epochs, **options)
     if args.teacher_ckpt:
         model, info = load_checkpoint(args.teacher_ckpt, data, device)
-        teacher = TeacherLogits([model], data, external_logits_dir(args.teacher_ckpt))
+        teacher = Teacher([model], data, external_logits_dir(args.teacher_ckpt))
         teacher_config = {"checkpoint": str(args.teacher_ckpt), "arch": info["arch"]}
     else:
         epochs = recipe.epochs if args.teacher_epochs is None else args.teacher_epochs
@@ -141,7 +139,7 @@ def cmd_distill(args):
                                      "milestones": [m for m in recipe.milestones if m <= epochs]})
         teacher_config = teacher_spec(args.teacher, data, args.teacher_subset_fraction, t_recipe,
                                       args.teacher_seed, args.teacher_width)
-        teacher, info = teacher_logits(teacher_config, data, device)
+        teacher, info = load_teacher(teacher_config, data, device)
     print(f"teacher {info['arch']}: test top-1 {info['test_top1']:.2f} ({info['path']})")
     torch.manual_seed(args.seed)
     student = create_model(args.student, data.num_classes, data.in_chans, args.width)
@@ -179,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the teacher's class-balanced training fraction (default: all)")
     p.add_argument("--teacher-ckpt", help="a teacher checkpoint file instead of --teacher")
     p.add_argument("--loss", default="kd", help=f"one of {', '.join(name for name in LOSSES if name != 'ce')}")
-    p.add_argument("--temperature", type=float, help="T of KD and DKD, tau of DIST (default: the loss's)")
+    p.add_argument("--temperature", type=float, help="T of KD, DKD and DIST (DIST's tau) (default: the loss's)")
     p.add_argument("--ce-weight", type=float)
     p.add_argument("--kd-weight", type=float)
     p.add_argument("--alpha", type=float, help="DKD's TCKD weight")

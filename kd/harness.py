@@ -35,7 +35,7 @@ from kd.models import create_model
 from kd.objectives import QualityWeights, make_objective
 from kd.recipe import Recipe
 from kd.samplers import Shuffle, make_kdas
-from kd.teachers import TeacherLogits, teacher_logits, teacher_spec
+from kd.teachers import Teacher, load_teacher, teacher_spec
 from kd.train import fit
 
 matplotlib.use("Agg")
@@ -107,14 +107,14 @@ class Context:
         return teacher_spec(t["model"], self.data, config["pool_fraction"], Recipe.from_dict(t["recipe"]), t["seed"],
                             t["width"])
 
-    def teacher(self, config: dict) -> tuple[TeacherLogits, dict]:
+    def teacher(self, config: dict) -> tuple[Teacher, dict]:
         """The run's teacher (trained once, then cached on disk and here) and its checkpoint info;
         config["teacher"]["epoch"] picks an earlier snapshot of its training (early-stopped teachers)."""
         spec, epoch = self.teacher_spec(config), config["teacher"].get("epoch")
         cache = config.get("logit_cache")  # None: the KD_LOGIT_CACHE default; False: teacher on every batch
         key = records.run_id({"spec": spec, "epoch": epoch, "cache": cache})
         if key not in self._teachers:
-            self._teachers[key] = teacher_logits(spec, self.data, self.device, epoch, self.log, cache)
+            self._teachers[key] = load_teacher(spec, self.data, self.device, epoch, self.log, cache)
         return self._teachers[key]
 
 
@@ -142,7 +142,7 @@ def sampler_of(config: dict, pool: torch.Tensor):
                          epochs=r.epochs, **config["sampler"])
 
 
-def distil(config: dict, ctx: Context, pool: torch.Tensor, objective=None, sampler=None) -> dict:
+def distill(config: dict, ctx: Context, pool: torch.Tensor, objective=None, sampler=None) -> dict:
     """Distil the config's student from its teacher on `pool` with the config's objective and sampler
     (the common run of most findings)."""
     r = Recipe.from_dict(config["recipe"])

@@ -71,19 +71,19 @@ def _pearson(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
 
 
 def dist_loss(student_logits: Tensor, teacher_logits: Tensor, beta: float = 1.0, gamma: float = 1.0,
-              tau: float = 1.0, reduction="mean") -> Tensor:
-    """DIST (Huang et al., NeurIPS 2022, eq. 8-10), official form: softmax(z/tau) first, then
-    tau^2 * (beta * inter + gamma * intra), inter = mean_i (1 - rho(y_s[i], y_t[i])) over samples and
+              temperature: float = 1.0, reduction="mean") -> Tensor:
+    """DIST (Huang et al., NeurIPS 2022, eq. 8-10), official form: softmax(z/T) first, then
+    T^2 * (beta * inter + gamma * intra), inter = mean_i (1 - rho(y_s[i], y_t[i])) over samples and
     intra = mean_c (1 - rho(y_s[:, c], y_t[:, c])) over classes.
 
-    The intra term is a batch quantity; `reduction="none"` returns tau^2 (beta*inter_i + gamma*intra), whose
+    The intra term is a batch quantity; `reduction="none"` returns T^2 (beta*inter_i + gamma*intra), whose
     mean is the batch loss.
     """
-    y_s = F.softmax(student_logits / tau, dim=1)
-    y_t = F.softmax(teacher_logits / tau, dim=1)
+    y_s = F.softmax(student_logits / temperature, dim=1)
+    y_t = F.softmax(teacher_logits / temperature, dim=1)
     inter = 1 - _pearson(y_s, y_t)
     intra = (1 - _pearson(y_s.T, y_t.T)).mean()
-    return _reduce(tau**2 * (beta * inter + gamma * intra), reduction)
+    return _reduce(temperature**2 * (beta * inter + gamma * intra), reduction)
 
 
 def bkl_loss(student_logits: Tensor, teacher_logits: Tensor, reduction="mean") -> Tensor:

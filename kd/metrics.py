@@ -49,5 +49,5 @@ def classification_metrics(logits: Tensor, targets: Tensor, teacher_logits: Tens
            "nll": nll(logits, targets), "ece": ece(logits, targets)}
     if teacher_logits is not None:
         out["agreement"] = agreement(logits, teacher_logits)
-        out["kl_ts"] = predictive_kl(logits, teacher_logits)
+        out["kl_teacher_student"] = predictive_kl(logits, teacher_logits)
     return out

@@ -18,7 +18,8 @@ from timm.models.resnetv2 import DownsampleConv, PreActBasic
 
 from kd.errors import KDError
 
-# Published parameter counts (PAPERS.md, CIFAR-100 section), checked by tests/test_models.py. resnet20's
+# Published parameter counts (Tian et al., CRD, ICLR 2020, and mdistiller's model zoo, CIFAR-100 heads),
+# checked by tests/test_models.py. resnet20's
 # 0.27M is He et al.'s CIFAR-10 figure: with a 100-class head the papers' resnet20 has 0.278M.
 PUBLISHED_PARAMS_M = {"resnet20": 0.27, "resnet56": 0.86, "resnet110": 1.73, "resnet8x4": 1.23,
                       "resnet32x4": 7.43, "wrn_40_2": 2.26, "wrn_40_1": 0.57, "wrn_16_2": 0.70}

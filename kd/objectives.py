@@ -28,7 +28,7 @@ class CrossEntropy:
 
 
 @dataclass
-class Distill:
+class Distillation:
     """ce_weight * CE + kd_weight * mean_i(w_i * term_i): the shape shared by every logit method.
 
     `stop_epoch` (ESKD, Cho & Hariharan 2019): after that epoch the teacher is no longer run and the loss is
@@ -58,7 +58,7 @@ class Distill:
 
 
 @dataclass
-class KD(Distill):
+class KD(Distillation):
     """Hinton et al. (2015): CE + T^2 KL(p_t^T || p_s^T); direction="reverse" is the KDAS release's."""
     temperature: float = 4.0
     direction: str = "forward"
@@ -68,7 +68,7 @@ class KD(Distill):
 
 
 @dataclass
-class DKD(Distill):
+class DKD(Distillation):
     """Zhao et al. (2022): alpha*TCKD + beta*NCKD, ramped in by min(epoch / warmup, 1)."""
     alpha: float = 1.0
     beta: float = 8.0
@@ -81,18 +81,18 @@ class DKD(Distill):
 
 
 @dataclass
-class DIST(Distill):
-    """Huang et al. (2022): tau^2 (beta*inter + gamma*intra) Pearson distances."""
+class DIST(Distillation):
+    """Huang et al. (2022): T^2 (beta*inter + gamma*intra) Pearson distances (the paper's tau is T)."""
     beta: float = 2.0
     gamma: float = 2.0
-    tau: float = 4.0
+    temperature: float = 4.0
 
     def term(self, s, t, y, epoch):
-        return losses.dist_loss(s, t, self.beta, self.gamma, self.tau, "none")
+        return losses.dist_loss(s, t, self.beta, self.gamma, self.temperature, "none")
 
 
 @dataclass
-class BKL(Distill):
+class BKL(Distillation):
     """VanillaKD's binary-KL ablation."""
 
     def term(self, s, t, y, epoch):
@@ -148,9 +148,8 @@ def make_objective(loss: str, epochs: int, **options):
     nonfinite = [f"{k}={v}" for k, v in options.items() if isinstance(v, float) and not math.isfinite(v)]
     if nonfinite:
         raise KDError(f"Loss options must be finite numbers, got {', '.join(nonfinite)}.")
-    for name in ("temperature", "tau"):
-        if name in options and not options[name] > 0:
-            raise KDError(f"The {name} must be > 0, got {options[name]}.")
+    if "temperature" in options and not options["temperature"] > 0:
+        raise KDError(f"The temperature must be > 0, got {options['temperature']}.")
     for name in ("ce_weight", "kd_weight", "alpha", "beta", "gamma", "warmup"):
         if name in options and options[name] < 0:
             raise KDError(f"The loss weight {name} must be >= 0, got {options[name]}.")

@@ -136,7 +136,7 @@ class KDAS(Shuffle):
         k = self._keep_count(len(self.pool), epoch)
         if self.random:
             return self.pool[torch.randperm(len(self.pool), generator=generator(self.seed, epoch, 4))[:k]]
-        score = kl_ts(probe.student(self.pool), probe.teacher_logits(self.pool), self.direction)
+        score = kl_ts(probe.student(self.pool), probe.teacher_clean(self.pool), self.direction)
         order = score.cpu().argsort(descending=True, stable=True)
         skip = math.ceil(len(order) * self.excluded(epoch))
         return self.pool[order[skip:skip + k]]

@@ -92,7 +92,7 @@ def train_teacher(spec: dict, data, device, snapshots=(), log=print):
     return (*load_checkpoint(_folder(spec) / "final.pt", data, device, spec["model"]), result)
 
 
-def get_teacher(spec: dict, data, device, snapshots=(), epoch: int | None = None, log=print):
+def teacher_model(spec: dict, data, device, snapshots=(), epoch: int | None = None, log=print):
     """The teacher of `spec` at `epoch` (default: fully trained), trained now unless cached.
     Returns (model in eval mode, checkpoint info without the weights)."""
     last = spec["recipe"]["epochs"]
@@ -118,10 +118,11 @@ def external_logits_dir(checkpoint: Path) -> Path:
     return cache_dir() / "external" / digest
 
 
-def teacher_logits(spec: dict, data, device, epoch: int | None = None, log=print, cache: bool | None = None):
-    """get_teacher, wrapped for the loop, with its logit cache next to its checkpoint."""
-    model, info = get_teacher(spec, data, device, epoch=epoch, log=log)
-    return TeacherLogits([model], data, Path(info["path"]).with_suffix(".logits"), cache), info
+def load_teacher(spec: dict, data, device, epoch: int | None = None, log=print, cache: bool | None = None):
+    """The teacher of `spec` as the loop uses it: teacher_model wrapped in a Teacher whose logit cache lives
+    next to the checkpoint."""
+    model, info = teacher_model(spec, data, device, epoch=epoch, log=log)
+    return Teacher([model], data, Path(info["path"]).with_suffix(".logits"), cache), info
 
 
 def load_checkpoint(path, data, device, arch: str | None = None):
@@ -166,7 +167,7 @@ def load_checkpoint(path, data, device, arch: str | None = None):
     return model, info
 
 
-class TeacherLogits:
+class Teacher:
     """The frozen teacher (or the mean-probability ensemble of several) as the loop sees it.
 
     With the logit cache on (the default; KD_LOGIT_CACHE=0 turns it off), `prepare` runs the teacher once,

@@ -41,7 +41,7 @@ class Probe:
     def student(self, idx):
         return predict(self.model, self.data, "train", idx)
 
-    def teacher_logits(self, idx):
+    def teacher_clean(self, idx):
         return self.teacher.clean_logits("train", idx)
 
 

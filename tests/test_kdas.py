@@ -24,7 +24,7 @@ class Probe:
     def student(self, idx):
         return self.s[idx]
 
-    def teacher_logits(self, idx):
+    def teacher_clean(self, idx):
         return torch.zeros(len(idx), C)
 
 

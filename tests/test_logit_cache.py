@@ -7,7 +7,7 @@ from kd.data import Batch, balanced_subset
 from kd.models import create_model
 from kd.objectives import DKD, KD
 from kd.samplers import Shuffle
-from kd.teachers import TeacherLogits
+from kd.teachers import Teacher
 from kd.recipe import Recipe
 from kd.train import fit
 
@@ -20,18 +20,18 @@ def teacher():
     return create_model("resnet8", 10, 1, width=0.5).eval().to(memory_format=torch.channels_last)
 
 
-def distil(data, teacher_logits, pool, seed=1, objectives=(KD(temperature=4.0),)):
+def distill(data, teacher, pool, seed=1, objectives=(KD(temperature=4.0),)):
     students = []
     for _ in objectives:
         torch.manual_seed(seed)
         students.append(create_model("resnet8", 10, 1, width=0.5))
-    results = fit(students, list(objectives), data, Shuffle(pool, 64, seed), RECIPE, seed, teacher_logits,
+    results = fit(students, list(objectives), data, Shuffle(pool, 64, seed), RECIPE, seed, teacher,
                   log=lambda m: None)
     return students, results
 
 
 def test_cached_logits_equal_a_fresh_forward_for_random_views(fmnist, teacher):
-    logits = TeacherLogits([teacher], fmnist)
+    logits = Teacher([teacher], fmnist)
     g = torch.Generator().manual_seed(0)
     idx = torch.randint(fmnist.num_train, (300,), generator=g)
     view = torch.randint(fmnist.num_views, (300,), generator=g)
@@ -48,54 +48,54 @@ def test_cached_logits_equal_a_fresh_forward_for_random_views(fmnist, teacher):
 
 def test_distillation_is_identical_with_and_without_the_cache(fmnist, teacher):
     pool = balanced_subset(fmnist.train_y, per_class=40, seed=0)
-    (cached,), (rc,) = distil(fmnist, TeacherLogits([teacher], fmnist, cache=True), pool)
-    (plain,), (rp,) = distil(fmnist, TeacherLogits([teacher], fmnist, cache=False), pool)
+    (cached,), (rc,) = distill(fmnist, Teacher([teacher], fmnist, cache=True), pool)
+    (plain,), (rp,) = distill(fmnist, Teacher([teacher], fmnist, cache=False), pool)
     assert all(torch.equal(a, b) for a, b in zip(cached.state_dict().values(), plain.state_dict().values()))
     assert rp["teacher_forwards"] == 2 * 400 and rc["teacher_forwards"] <= 2 * 400
 
 
 def test_the_cache_persists_and_merges_across_runs_and_processes(fmnist, teacher, tmp_path):
     pool = balanced_subset(fmnist.train_y, per_class=40, seed=0)
-    first = TeacherLogits([teacher], fmnist, tmp_path / "logits")
-    _, (r1,) = distil(fmnist, first, pool)
+    first = Teacher([teacher], fmnist, tmp_path / "logits")
+    _, (r1,) = distill(fmnist, first, pool)
     assert r1["teacher_forwards"] > 0 and any((tmp_path / "logits").iterdir())
     # a later run (another process: a new object) with the same seed needs no teacher forward at all
-    _, (r2,) = distil(fmnist, TeacherLogits([teacher], fmnist, tmp_path / "logits"), pool)
+    _, (r2,) = distill(fmnist, Teacher([teacher], fmnist, tmp_path / "logits"), pool)
     assert r2["teacher_forwards"] == 0
     # two writers that filled different views: the file ends up with both
-    a, b = (TeacherLogits([teacher], fmnist, tmp_path / "logits") for _ in range(2))
+    a, b = (Teacher([teacher], fmnist, tmp_path / "logits") for _ in range(2))
     a.prepare([pool], seed=5, epoch=1)
     b.prepare([pool], seed=6, epoch=1)
     a.flush()
     b.flush()
-    c = TeacherLogits([teacher], fmnist, tmp_path / "logits")
+    c = Teacher([teacher], fmnist, tmp_path / "logits")
     c.prepare([pool], seed=5, epoch=1)
     c.prepare([pool], seed=6, epoch=1)
     assert c.forwards == 0
 
 
 def test_unkeyed_views_and_oversized_tables_go_through_the_teacher(fmnist, teacher, monkeypatch):
-    logits = TeacherLogits([teacher], fmnist)
+    logits = Teacher([teacher], fmnist)
     idx = torch.arange(8)
     batch = Batch(fmnist.images("train", idx), fmnist.train_y[idx], idx, None)  # e.g. a MixUp batch
     logits.train_logits(batch)
     assert logits.forwards == 8
     monkeypatch.setenv("KD_LOGIT_CACHE_GB", "0.01")  # 10 MiB: the 60k x 50-view table does not fit
-    small = TeacherLogits([teacher], fmnist)
+    small = Teacher([teacher], fmnist)
     assert small._table("train-views") is None and small._table("test-clean") is not None
     pool = balanced_subset(fmnist.train_y, per_class=10, seed=0)
-    _, (r,) = distil(fmnist, small, pool)
+    _, (r,) = distill(fmnist, small, pool)
     assert r["teacher_forwards"] == 2 * 100
 
 
 def test_lockstep_students_share_the_teacher_pass_and_train_as_alone(fmnist, teacher):
     pool = balanced_subset(fmnist.train_y, per_class=20, seed=0)
     objectives = (KD(temperature=4.0), DKD(warmup=1))
-    shared = TeacherLogits([teacher], fmnist, cache=False)
-    together, results = distil(fmnist, shared, pool, objectives=objectives)
+    shared = Teacher([teacher], fmnist, cache=False)
+    together, results = distill(fmnist, shared, pool, objectives=objectives)
     assert shared.forwards == len(fmnist.test_y) + 2 * 200  # one teacher pass for both students
     for model, objective, result in zip(together, objectives, results):
-        (alone,), (r,) = distil(fmnist, TeacherLogits([teacher], fmnist, cache=False), pool,
+        (alone,), (r,) = distill(fmnist, Teacher([teacher], fmnist, cache=False), pool,
                                 objectives=(objective,))
         assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), alone.state_dict().values()))
         assert r["final"]["test_top1"] == result["final"]["test_top1"]
@@ -104,7 +104,7 @@ def test_lockstep_students_share_the_teacher_pass_and_train_as_alone(fmnist, tea
 @pytest.mark.parametrize("damage", ["truncated", "flipped byte", "no checksum"])
 def test_a_damaged_logit_file_is_never_used_and_is_rebuilt(fmnist, teacher, tmp_path, damage):
     pool = balanced_subset(fmnist.train_y, per_class=40, seed=0)
-    _, (r1,) = distil(fmnist, TeacherLogits([teacher], fmnist, tmp_path / "logits"), pool)
+    _, (r1,) = distill(fmnist, Teacher([teacher], fmnist, tmp_path / "logits"), pool)
     path = next((tmp_path / "logits").glob("*train-views.pt"))
     raw = path.read_bytes()
     if damage == "truncated":
@@ -113,8 +113,8 @@ def test_a_damaged_logit_file_is_never_used_and_is_rebuilt(fmnist, teacher, tmp_
         path.write_bytes(raw[:-100] + bytes([raw[-100] ^ 1]) + raw[-99:])
     else:
         path.with_name(path.name + ".sha256").unlink()
-    (student,), (r2,) = distil(fmnist, TeacherLogits([teacher], fmnist, tmp_path / "logits"), pool)
+    (student,), (r2,) = distill(fmnist, Teacher([teacher], fmnist, tmp_path / "logits"), pool)
     assert r2["teacher_forwards"] == r1["teacher_forwards"]  # every logit computed again, none read
-    (again,), (r3,) = distil(fmnist, TeacherLogits([teacher], fmnist, tmp_path / "logits"), pool)
+    (again,), (r3,) = distill(fmnist, Teacher([teacher], fmnist, tmp_path / "logits"), pool)
     assert r3["teacher_forwards"] == 0  # the rewritten file is whole
     assert all(torch.equal(a, b) for a, b in zip(student.state_dict().values(), again.state_dict().values()))

@@ -90,17 +90,17 @@ def test_dkd_equals_definition_and_kd_identity(z, temperature, seed):
     assert torch.allclose(kd, tckd + (1 - p_target) * nckd, rtol=1e-6, atol=1e-10)
 
 
-def dist_reference(s, t, beta, gamma, tau):
-    ys, yt = softmax(s / tau), softmax(t / tau)
+def dist_reference(s, t, beta, gamma, temperature):
+    ys, yt = softmax(s / temperature), softmax(t / temperature)
     inter = np.mean([1 - np.corrcoef(a, b)[0, 1] for a, b in zip(ys, yt)])
     intra = np.mean([1 - np.corrcoef(a, b)[0, 1] for a, b in zip(ys.T, yt.T)])
-    return tau**2 * (beta * inter + gamma * intra)
+    return temperature**2 * (beta * inter + gamma * intra)
 
 
 def test_dist_matches_pearson_definition():
     rng = np.random.default_rng(0)
     s, t = rng.normal(size=(16, 10)) * 2, rng.normal(size=(16, 10)) * 2
-    ours = losses.dist_loss(t64(s), t64(t), beta=2.0, gamma=2.0, tau=4.0)
+    ours = losses.dist_loss(t64(s), t64(t), beta=2.0, gamma=2.0, temperature=4.0)
     assert close(ours, dist_reference(s, t, 2.0, 2.0, 4.0), rel=1e-6)
     per_sample = losses.dist_loss(t64(s), t64(t), 2.0, 2.0, 4.0, reduction="none")
     assert per_sample.shape == (16,) and close(per_sample.mean(), ours)

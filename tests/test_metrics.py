@@ -31,4 +31,4 @@ def test_predictive_kl_and_ensemble():
     ens = metrics.ensemble_logits([a, b]).softmax(1)
     assert torch.allclose(ens, torch.tensor([[0.5, 0.5]]), atol=1e-4)  # mean of probabilities
     out = metrics.classification_metrics(s, torch.tensor([1]), t)
-    assert set(out) == {"top1", "top5", "nll", "ece", "agreement", "kl_ts"}
+    assert set(out) == {"top1", "top5", "nll", "ece", "agreement", "kl_teacher_student"}

@@ -31,3 +31,22 @@ def test_readme_verdict_matches_the_committed_table(name):
     runs = pd.read_csv(table.parent / "runs.csv")
     assert set(runs.status) == {"done"} and runs.run_id.is_unique
     assert {"git_commit", "command", "seed", "device", "wall_s"} <= set(runs)
+
+
+def test_the_column_migration_renames_headers_only_and_refuses_clashes(tmp_path):
+    from kd.migrations import migrate
+    runs = tmp_path / "a" / "runs.csv"
+    runs.parent.mkdir()
+    runs.write_text("run_id,final_test_kl_ts,best_test_kl_ts,x\nr1,0.1234567890123,0.2,\"a,b\"\n")
+    history = tmp_path / "h.csv"
+    history.write_text("epoch,test_kl_ts\n1,1e-05\n")
+    assert migrate(tmp_path) == [runs, history]
+    assert runs.read_text() == ("run_id,final_test_kl_teacher_student,best_test_kl_teacher_student,x\n"
+                                "r1,0.1234567890123,0.2,\"a,b\"\n")
+    assert history.read_text() == "epoch,test_kl_teacher_student\n1,1e-05\n"
+    assert migrate(tmp_path) == []  # idempotent
+    clash = tmp_path / "clash.csv"
+    clash.write_text("test_kl_ts,test_kl_teacher_student\n1,2\n")
+    with pytest.raises(SystemExit, match="both an old column"):
+        migrate(tmp_path)
+    assert clash.read_text() == "test_kl_ts,test_kl_teacher_student\n1,2\n"

@@ -3,7 +3,7 @@ import torch
 
 from kd.errors import KDError
 from kd.models import create_model
-from kd.teachers import atomic_save, cache_dir, get_teacher, load_checkpoint, teacher_spec
+from kd.teachers import atomic_save, cache_dir, teacher_model, load_checkpoint, teacher_spec
 from kd.recipe import Recipe
 
 RECIPE = Recipe(epochs=2, batch_size=64, lr=0.05)
@@ -12,12 +12,12 @@ RECIPE = Recipe(epochs=2, batch_size=64, lr=0.05)
 def test_teacher_is_trained_once_then_loaded(fmnist):
     spec = teacher_spec("resnet8", fmnist, 0.01, RECIPE, seed=0, width=0.5)
     messages = []
-    first, info = get_teacher(spec, fmnist, "cpu", snapshots=(1,), log=messages.append)
-    second, info2 = get_teacher(spec, fmnist, "cpu", log=messages.append)
+    first, info = teacher_model(spec, fmnist, "cpu", snapshots=(1,), log=messages.append)
+    second, info2 = teacher_model(spec, fmnist, "cpu", log=messages.append)
     assert sum("training teacher" in m for m in messages) == 1
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
     assert info["test_top1"] == info2["test_top1"] and info["epoch"] == 2
-    early, info1 = get_teacher(spec, fmnist, "cpu", epoch=1, log=messages.append)
+    early, info1 = teacher_model(spec, fmnist, "cpu", epoch=1, log=messages.append)
     assert info1["epoch"] == 1 and sum("training teacher" in m for m in messages) == 1
     assert not any(p.suffix == ".tmp" for p in cache_dir().rglob("*"))
     assert not first.training and not any(p.requires_grad for p in first.parameters())
@@ -57,10 +57,10 @@ def test_checkpoints_are_checked_against_the_request(fmnist, tmp_path):
 def test_a_damaged_cached_teacher_is_retrained_not_used(fmnist, which):
     spec = teacher_spec("resnet8", fmnist, 0.01, RECIPE, seed=0, width=0.5)
     messages = []
-    first, _ = get_teacher(spec, fmnist, "cpu", log=messages.append)
+    first, _ = teacher_model(spec, fmnist, "cpu", log=messages.append)
     path = next(cache_dir().glob("teachers/*")) / which
     path.write_bytes(path.read_bytes()[:-200])  # truncated, as by a full disk or a copy cut short
-    again, info = get_teacher(spec, fmnist, "cpu", epoch=2 if which == "final.pt" else 1, log=messages.append)
+    again, info = teacher_model(spec, fmnist, "cpu", epoch=2 if which == "final.pt" else 1, log=messages.append)
     assert any("is damaged" in m for m in messages) and sum("training teacher" in m for m in messages) == 2
     if which == "final.pt":  # retraining is deterministic: the same teacher as before
         assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))

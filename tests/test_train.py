@@ -8,7 +8,7 @@ from kd.errors import KDError
 from kd.models import create_model
 from kd.objectives import DKD, KD, CrossEntropy, make_objective
 from kd.samplers import Shuffle
-from kd.teachers import TeacherLogits
+from kd.teachers import Teacher
 from kd.recipe import Recipe
 from kd.train import Student, fit
 
@@ -36,16 +36,16 @@ def test_fixed_seed_gives_identical_results_on_cpu(fmnist):
 def test_history_counts_samples_and_terms(fmnist):
     pool = balanced_subset(fmnist.train_y, per_class=20, seed=0)
     teacher = create_model("resnet8", 10, 1, width=0.25).eval()
-    _, result = _run(fmnist, pool, KD(temperature=4.0), TeacherLogits([teacher], fmnist))
+    _, result = _run(fmnist, pool, KD(temperature=4.0), Teacher([teacher], fmnist))
     assert [r["samples"] for r in result["history"]] == [200, 400]
     assert result["samples"] == 400 and 0 < result["teacher_forwards"] <= 400  # the cache skips repeated views
-    assert {"train_ce", "train_kd", "test_top1", "test_agreement", "test_kl_ts", "test_ece"} <= set(
+    assert {"train_ce", "train_kd", "test_top1", "test_agreement", "test_kl_teacher_student", "test_ece"} <= set(
         result["final"])
 
 
 def test_eskd_stops_running_the_teacher(fmnist):
     pool = balanced_subset(fmnist.train_y, per_class=20, seed=0)
-    teacher = TeacherLogits([create_model("resnet8", 10, 1, width=0.25).eval()], fmnist)
+    teacher = Teacher([create_model("resnet8", 10, 1, width=0.25).eval()], fmnist)
     recipe = Recipe(epochs=3, batch_size=50, lr=0.05)
     _, result = _run(fmnist, pool, KD(temperature=4.0, stop_epoch=1), teacher, recipe=recipe)
     assert ["train_kd" in r for r in result["history"]] == [True, False, False]
@@ -97,7 +97,7 @@ def test_recipe_ranges(bad, match):
 @pytest.mark.parametrize("loss, options, match", [
     ("kd", dict(temperature=0.0), "temperature must be > 0"), ("kd", dict(stop_epoch=11), "stop epoch"),
     ("dkd", dict(beta=-1.0), "beta"), ("kd", dict(direction="up"), "direction"), ("mse", {}, "Unknown loss"),
-    ("dist", dict(temperature=4.0), "no option temperature")])
+    ("dist", dict(tau=4.0), "no option tau"), ("dist", dict(temperature=-1.0), "temperature must be > 0")])
 def test_objective_options_are_checked(loss, options, match):
     with pytest.raises(KDError, match=match):
         make_objective(loss, epochs=10, **options)
