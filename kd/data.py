@@ -17,16 +17,23 @@ import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import Tensor
 
 from kd.errors import KDError
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+# Per-channel mean and std of each dataset's training images (ImageNet's are timm's constants); the one
+# place they are written: data normalisation, the models' default cfgs, benchmarks and tests read them here.
+MEAN_STD = {"fashion_mnist": ((0.2860,), (0.3530,)),
+            "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+            "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+            "imagefolder": (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)}
 DEFAULT_DOWNLOAD_DIR = Path.home() / ".cache" / "kd" / "data"
 
 
@@ -45,6 +52,24 @@ class Batch:
     y: Tensor             # labels
     idx: Tensor           # indices into the full training (or test) split
     view: Tensor | None   # view ids (see TensorData), None where views are not keyed
+
+
+class Dataset(Protocol):
+    """What the training loop, the teachers and the samplers need of a dataset (TensorData, FolderData).
+    `num_views` is None where training views are not keyed (then the teacher-logit cache is off)."""
+    name: str
+    num_classes: int
+    in_chans: int
+    image_size: tuple[int, int]
+    device: torch.device
+    num_views: int | None
+
+    def targets(self, split: str = "train") -> Tensor: ...
+    def identity(self) -> str: ...
+    def train_batches(self, index_batches: Iterable[Tensor], seed: int, epoch: int) -> Iterator[Batch]: ...
+    def eval_batches(self, split: str, idx: Tensor | None = None, batch_size: int = 1024) -> Iterator[Batch]: ...
+    def keep_test(self, keep: Tensor): ...
+    def to(self, device) -> "Dataset": ...
 
 
 class TensorData:
@@ -68,6 +93,10 @@ class TensorData:
         self.num_views = self.side**2 * (2 if flip else 1)
         self.clean_view = (pad * self.side + pad) * (2 if flip else 1)
         self.device = train_x.device
+
+    def keep_test(self, keep: Tensor):
+        """Evaluate on these test samples only (indices into the test split)."""
+        self.test_x, self.test_y = self.test_x[keep], self.test_y[keep]
 
     def to(self, device) -> "TensorData":
         for k in ("train_padded", "test_x", "train_y", "test_y", "mean", "std"):
@@ -132,22 +161,29 @@ class FolderData:
     and a multi-worker, pinned-memory DataLoader. Views are random resized crops: not keyed (view=None)."""
 
     def __init__(self, root: Path, image_size: int = 224, workers: int = 8):
-        from torchvision import datasets, transforms as T
+        from timm.data import create_transform
+        from torchvision import datasets
         for sub in ("train", "val"):
             if not (root / sub).is_dir():
                 raise KDError(f"ImageFolder data needs {root}/train/<class>/... and {root}/val/<class>/...; "
                               f"{root / sub} is missing. Point --data-dir at the folder that holds both.")
-        norm = T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-        self.train_set = _Indexed(datasets.ImageFolder(root / "train", T.Compose([
-            T.RandomResizedCrop(image_size), T.RandomHorizontalFlip(), T.ToTensor(), norm])))
-        self.test_set = _Indexed(datasets.ImageFolder(root / "val", T.Compose([
-            T.Resize(int(image_size * 256 / 224)), T.CenterCrop(image_size), T.ToTensor(), norm])))
+        mean, std = MEAN_STD["imagefolder"]
+        # the papers' ImageNet views: random resized crop + flip (no colour jitter); resize to 256/224, centre crop
+        self.train_set = _Indexed(datasets.ImageFolder(root / "train", create_transform(
+            image_size, is_training=True, color_jitter=None, mean=mean, std=std)))
+        self.test_set = _Indexed(datasets.ImageFolder(root / "val", create_transform(
+            image_size, is_training=False, crop_pct=224 / 256, mean=mean, std=std)))
         self.name, self.workers = f"imagefolder:{root}", workers
         self.num_classes, self.in_chans, self.image_size = len(self.train_set.ds.classes), 3, (image_size,) * 2
         self.train_y = torch.tensor(self.train_set.ds.targets)
         self.test_y = torch.tensor(self.test_set.ds.targets)
         self.device = torch.device("cpu")
         self.num_views, self.clean_view = None, None
+
+    def keep_test(self, keep: Tensor):
+        """Evaluate on these test samples only (indices into the test split)."""
+        self.test_set = _Indexed(torch.utils.data.Subset(self.test_set.ds, keep.tolist()))
+        self.test_y = self.test_y[keep]
 
     def to(self, device) -> "FolderData":
         self.device = torch.device(device)
@@ -271,7 +307,7 @@ def _fashion_mnist(data_dir=None, pad: int = 2, **_) -> TensorData:
                 f"(or set KD_DATA) to it.") from None
     tr_x, tr_y, te_x, te_y = (_read_idx(f, shape) for f, shape in zip(files, FMNIST_FILES.values()))
     return TensorData("fashion_mnist", tr_x[..., None], tr_y.long(), te_x[..., None], te_y.long(), 10,
-                      (0.2860,), (0.3530,), pad)
+                      *MEAN_STD["fashion_mnist"], pad)
 
 
 def _cifar(num_classes: int):
@@ -298,9 +334,8 @@ def _cifar(num_classes: int):
                     f"https://www.cs.toronto.edu/~kriz/cifar.html on a machine with network, extract it into a "
                     f"folder and pass --data-dir (or set KD_DATA) to that folder.") from None
         tr, te = [(torch.from_numpy(s.data), torch.tensor(s.targets)) for s in sets]
-        mean, std = {10: ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-                     100: ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))}[num_classes]
-        return TensorData(f"cifar{num_classes}", tr[0], tr[1], te[0], te[1], num_classes, mean, std, pad)
+        name = f"cifar{num_classes}"
+        return TensorData(name, tr[0], tr[1], te[0], te[1], num_classes, *MEAN_STD[name], pad)
     return load
 
 
@@ -310,20 +345,31 @@ def _imagefolder(data_dir=None, image_size: int = 224, workers: int = 8, **_) ->
     return FolderData(Path(data_dir), image_size, workers)
 
 
-DATASETS = {"fashion_mnist": _fashion_mnist, "cifar10": _cifar(10), "cifar100": _cifar(100),
-            "imagefolder": _imagefolder}
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What is known of a dataset before loading it (cost estimates and grids need no data)."""
+    load: Callable[..., Dataset]
+    in_chans: int
+    image_size: int
+    num_classes: int
+    num_train: int      # for imagefolder: ImageNet-1k's, the tree a paper profile points at
+
+
+DATASETS = {"fashion_mnist": DatasetInfo(_fashion_mnist, 1, 28, 10, 60000),
+            "cifar10": DatasetInfo(_cifar(10), 3, 32, 10, 50000),
+            "cifar100": DatasetInfo(_cifar(100), 3, 32, 100, 50000),
+            "imagefolder": DatasetInfo(_imagefolder, 3, 224, 1000, 1281167)}
 
 
 def load_dataset(name: str, data_dir=None, device="cpu", test_per_class: int | None = None,
-                 **options) -> TensorData | FolderData:
+                 **options) -> Dataset:
     """Load a dataset by name onto `device` (options: pad for crops, image_size/workers for folders).
     `test_per_class` keeps a fixed class-balanced part of the test split (smoke runs evaluate faster)."""
     if name not in DATASETS:
         raise KDError(f"Unknown dataset '{name}'. Valid datasets: {', '.join(DATASETS)}.")
-    data = DATASETS[name](data_dir=data_dir, **options)
+    data = DATASETS[name].load(data_dir=data_dir, **options)
     if test_per_class is not None:
-        keep = balanced_subset(data.test_y, per_class=test_per_class, seed=0)
-        data.test_x, data.test_y = data.test_x[keep], data.test_y[keep]
+        data.keep_test(balanced_subset(data.targets("test"), per_class=test_per_class, seed=0))
         data.name += f"-test{test_per_class}pc"
     return data.to(device)
 

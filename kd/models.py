@@ -1,9 +1,12 @@
 """The classic CIFAR model zoo (CRD / mdistiller layout), registered in timm's registry.
 
 Every model of this repo is built by `timm.create_model(name, num_classes=..., in_chans=...)`: the CIFAR
-ResNets and WRNs below are registered with `register_model`, everything else (resnet18, mobilenetv2_100,
-...) is timm's own. CIFAR models have a 3x3 stride-1 stem and no max-pool, so they work on 28x28 and 32x32
-images, and take a `width` multiplier so that a sweep can grow a teacher in width as well as in depth.
+ResNets and WRNs below are registered with `register_model` and built by `build_model_with_cfg` from a
+default cfg (input size, mean/std of CIFAR-100, classifier name), like timm's own; everything else
+(resnet18, mobilenetv2_100, ...) is timm's. CIFAR models have a 3x3 stride-1 stem and no max-pool, so they
+work on 28x28 and 32x32 images, take a `width` multiplier (a sweep can grow a teacher in width as well as
+in depth), and have timm's interface: forward_features (the last feature map), forward_head(pre_logits=),
+get_classifier, reset_classifier.
 """
 from __future__ import annotations
 
@@ -12,15 +15,16 @@ from functools import partial
 import timm
 import torch.nn as nn
 from timm.layers import BatchNormAct2d, ClassifierHead, create_conv2d, make_divisible
-from timm.models import register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.resnet import BasicBlock
 from timm.models.resnetv2 import DownsampleConv, PreActBasic
 
+from kd.data import MEAN_STD
 from kd.errors import KDError
 
-# Published parameter counts (Tian et al., CRD, ICLR 2020, and mdistiller's model zoo, CIFAR-100 heads),
-# checked by tests/test_models.py. resnet20's
-# 0.27M is He et al.'s CIFAR-10 figure: with a 100-class head the papers' resnet20 has 0.278M.
+# Published parameter counts with CIFAR-100 heads (Tian et al., CRD, ICLR 2020, and mdistiller's zoo),
+# checked by tests/test_models.py. resnet20's 0.27M is He et al.'s CIFAR-10 figure: with a 100-class head
+# the papers' resnet20 has 0.278M.
 PUBLISHED_PARAMS_M = {"resnet20": 0.27, "resnet56": 0.86, "resnet110": 1.73, "resnet8x4": 1.23,
                       "resnet32x4": 7.43, "wrn_40_2": 2.26, "wrn_40_1": 0.57, "wrn_16_2": 0.70}
 
@@ -31,7 +35,29 @@ def _scaled(channels, width: float) -> tuple[int, ...]:
     return tuple(c if width == 1 else make_divisible(c * width, 8) for c in channels)
 
 
-class CifarResNet(nn.Module):
+class _TimmInterface(nn.Module):
+    """timm's classifier interface over `forward_features` and a ClassifierHead in `self.head`."""
+
+    def forward_head(self, x, pre_logits: bool = False):
+        return self.head(x, pre_logits=pre_logits)
+
+    def forward(self, x):
+        return self.forward_head(self.forward_features(x))
+
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None):
+        self.num_classes = num_classes
+        self.head.reset(num_classes, global_pool)
+
+    def _init_convs(self):
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
+class CifarResNet(_TimmInterface):
     """He et al. (2016) CIFAR ResNet as in CRD/mdistiller (the papers' code): 3x3 stem, stages of timm
     BasicBlocks with 1x1 conv + BN projection shortcuts, global pool, linear head."""
 
@@ -55,15 +81,13 @@ class CifarResNet(nn.Module):
         self.stages = nn.Sequential(*blocks)
         self.num_features = cin
         self.head = ClassifierHead(cin, num_classes, drop_rate=drop_rate)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        self._init_convs()
 
-    def forward(self, x):
-        return self.head(self.stages(self.stem(x)))
+    def forward_features(self, x):
+        return self.stages(self.stem(x))
 
 
-class WideResNet(nn.Module):
+class WideResNet(_TimmInterface):
     """Zagoruyko & Komodakis WRN-d-k: pre-activation timm blocks, 1x1 projection shortcuts."""
 
     def __init__(self, depth: int, widen: int, num_classes=100, in_chans=3, width=1.0, drop_rate=0.0):
@@ -84,39 +108,86 @@ class WideResNet(nn.Module):
         self.norm = BatchNormAct2d(cin)
         self.num_features = cin
         self.head = ClassifierHead(cin, num_classes, drop_rate=drop_rate)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        self._init_convs()
 
-    def forward(self, x):
-        return self.head(self.norm(self.stages(self.stem(x))))
+    def forward_features(self, x):
+        return self.norm(self.stages(self.stem(x)))
 
-
-def _build(cls, *args, pretrained=False, **kwargs):
-    if pretrained:
-        raise KDError("The CIFAR models of this repo have no pretrained weights; train a teacher instead.")
-    for timm_only in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
-        kwargs.pop(timm_only, None)
-    return cls(*args, **kwargs)
-
-
-def _register(name, cls, *args):
-    entry = partial(_build, cls, *args)
-    entry.__name__ = name
-    entry.__module__ = __name__
-    entry.__doc__ = f"{name} ({cls.__name__}{args})"
-    register_model(entry)
-
-
-for _depth in (8, 14, 20, 32, 44, 56, 110):
-    _register(f"resnet{_depth}", CifarResNet, _depth)
-_register("resnet8x4", CifarResNet, 8, (32, 64, 128, 256))
-_register("resnet32x4", CifarResNet, 32, (32, 64, 128, 256))
-for _depth, _widen in ((16, 2), (40, 1), (40, 2)):
-    _register(f"wrn_{_depth}_{_widen}", WideResNet, _depth, _widen)
 
 CIFAR_MODELS = [f"resnet{d}" for d in (8, 14, 20, 32, 44, 56, 110)] + ["resnet8x4", "resnet32x4",
                                                                         "wrn_16_2", "wrn_40_1", "wrn_40_2"]
+_mean, _std = MEAN_STD["cifar100"]
+default_cfgs = generate_default_cfgs({  # read by register_model: must precede the entry points
+    name: {"url": "", "num_classes": 100, "input_size": (3, 32, 32), "pool_size": None, "crop_pct": 1.0,
+           "interpolation": "bilinear", "mean": _mean, "std": _std, "classifier": "head.fc",
+           "first_conv": "stem" if name.startswith("wrn") else "stem.0"}
+    for name in CIFAR_MODELS})
+
+
+def _create(cls, variant: str, pretrained: bool, **kwargs):
+    if pretrained:
+        raise KDError("The CIFAR models of this repo have no pretrained weights; train a teacher instead.")
+    return build_model_with_cfg(cls, variant, pretrained, **kwargs)
+
+
+@register_model
+def resnet8(pretrained=False, **kwargs) -> CifarResNet:
+    return _create(CifarResNet, "resnet8", pretrained, depth=8, **kwargs)
+
+
+@register_model
+def resnet14(pretrained=False, **kwargs) -> CifarResNet:
+    return _create(CifarResNet, "resnet14", pretrained, depth=14, **kwargs)
+
+
+@register_model
+def resnet20(pretrained=False, **kwargs) -> CifarResNet:
+    return _create(CifarResNet, "resnet20", pretrained, depth=20, **kwargs)
+
+
+@register_model
+def resnet32(pretrained=False, **kwargs) -> CifarResNet:
+    return _create(CifarResNet, "resnet32", pretrained, depth=32, **kwargs)
+
+
+@register_model
+def resnet44(pretrained=False, **kwargs) -> CifarResNet:
+    return _create(CifarResNet, "resnet44", pretrained, depth=44, **kwargs)
+
+
+@register_model
+def resnet56(pretrained=False, **kwargs) -> CifarResNet:
+    return _create(CifarResNet, "resnet56", pretrained, depth=56, **kwargs)
+
+
+@register_model
+def resnet110(pretrained=False, **kwargs) -> CifarResNet:
+    return _create(CifarResNet, "resnet110", pretrained, depth=110, **kwargs)
+
+
+@register_model
+def resnet8x4(pretrained=False, **kwargs) -> CifarResNet:
+    return _create(CifarResNet, "resnet8x4", pretrained, depth=8, channels=(32, 64, 128, 256), **kwargs)
+
+
+@register_model
+def resnet32x4(pretrained=False, **kwargs) -> CifarResNet:
+    return _create(CifarResNet, "resnet32x4", pretrained, depth=32, channels=(32, 64, 128, 256), **kwargs)
+
+
+@register_model
+def wrn_16_2(pretrained=False, **kwargs) -> WideResNet:
+    return _create(WideResNet, "wrn_16_2", pretrained, depth=16, widen=2, **kwargs)
+
+
+@register_model
+def wrn_40_1(pretrained=False, **kwargs) -> WideResNet:
+    return _create(WideResNet, "wrn_40_1", pretrained, depth=40, widen=1, **kwargs)
+
+
+@register_model
+def wrn_40_2(pretrained=False, **kwargs) -> WideResNet:
+    return _create(WideResNet, "wrn_40_2", pretrained, depth=40, widen=2, **kwargs)
 
 
 def create_model(name: str, num_classes: int, in_chans: int, width: float = 1.0, **kwargs) -> nn.Module:

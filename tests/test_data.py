@@ -5,7 +5,7 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 
 import kd.data as kd_data
-from kd.data import balanced_subset, load_dataset
+from kd.data import MEAN_STD, balanced_subset, load_dataset
 from kd.errors import KDError
 
 
@@ -27,7 +27,8 @@ def test_views_equal_torchvision_crop_and_flip(fmnist):
         top, left = offset // side, offset % side
         ref = TF.crop(TF.pad(img, [p]), top, left, 28, 28)
         ref = TF.hflip(ref) if flip else ref
-        ref = (ref.float() / 255 - 0.2860) / 0.3530
+        (mean,), (std,) = MEAN_STD["fashion_mnist"]
+        ref = (ref.float() / 255 - mean) / std
         assert torch.equal(ours[list(idx).index(i)], ref)
     assert ours.is_contiguous(memory_format=torch.channels_last)
 
@@ -99,6 +100,10 @@ def test_imagefolder(tmp_path):
     batch, = data.train_batches([torch.tensor([0, 4, 5])], seed=0, epoch=1)
     assert batch.x.shape == (3, 3, 32, 32) and batch.idx.tolist() == [0, 4, 5] and batch.view is None
     assert sum(len(b.y) for b in data.eval_batches("test")) == 6
+    one = load_dataset("imagefolder", data_dir=tmp_path, image_size=32, workers=0, test_per_class=1)
+    batches = list(one.eval_batches("test"))
+    assert sorted(one.targets("test").tolist()) == [0, 1] and [b.y.tolist() for b in batches] == [
+        one.targets("test").tolist()]
     with pytest.raises(KDError, match="train/"):
         load_dataset("imagefolder", data_dir=tmp_path / "val")
 

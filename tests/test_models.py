@@ -46,3 +46,19 @@ def test_bad_model_input_is_a_clear_error():
         create_model("resnet8", 10, 1, width=0)
     with pytest.raises(KDError, match="CIFAR zoo only"):
         create_model("resnet18", 10, 1, width=2)
+
+
+@pytest.mark.parametrize("name", ["resnet8", "wrn_16_2"])
+def test_timm_interface_features_head_and_classifier(name):
+    model = create_model(name, 10, 1, width=0.5).eval()
+    x = torch.randn(3, 1, 28, 28)
+    features = model.forward_features(x)
+    assert features.shape[:2] == (3, model.num_features) and features.shape[2:] == (7, 7)
+    assert torch.allclose(model.forward_head(features), model(x))
+    assert model.forward_head(features, pre_logits=True).shape == (3, model.num_features)
+    model.reset_classifier(4)
+    assert model(x).shape == (3, 4) and model.get_classifier().out_features == 4 and model.num_classes == 4
+    cfg = timm.get_pretrained_cfg(name)
+    assert cfg.input_size == (3, 32, 32) and cfg.classifier == "head.fc" and len(cfg.mean) == 3
+    with pytest.raises(KDError, match="no pretrained weights"):
+        timm.create_model(name, pretrained=True)
