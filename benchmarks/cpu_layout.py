@@ -10,25 +10,23 @@ evaluation cost), in
 
 It decides the CPU layout: channels_last is kept only where it pays against nchw.
 
-    python benchmarks/cpu_layout.py [--rounds 3] [--images 5000]
+    python -m benchmarks.cpu_layout [--rounds 3] [--images 5000]
 """
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kd import records  # noqa: E402
-from kd.data import balanced_subset, load_dataset  # noqa: E402
-from kd.device import place, resolve_device  # noqa: E402
-from kd.models import create_model  # noqa: E402
-from kd.samplers import Shuffle  # noqa: E402
+from kd import records
+from kd.data import balanced_subset, load_dataset
+from kd.device import place, resolve_device
+from kd.models import create_model
+from kd.samplers import Shuffle
 
 ARMS = ("nchw", "channels_last", "ours")
 

@@ -3,7 +3,7 @@ the device, batched crop + flip gather, channels_last) vs a torchvision DataLoad
 RandomHorizontalFlip as the common CIFAR KD codebases use it, same model, same optimiser, measured side by
 side in rounds (interleaved, so machine noise hits both alike). Target: ours <= 0.5x the DataLoader's time.
 
-    python benchmarks/data_pipeline.py [--rounds 3] [--images 10000]
+    python -m benchmarks.data_pipeline [--rounds 3] [--images 10000]
 
 Prints the medians and ratios and appends them to results/benchmarks/data_pipeline.csv.
 """
@@ -11,41 +11,23 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import torchvision.transforms as T
-from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kd import records  # noqa: E402
-from kd.data import balanced_subset, load_dataset  # noqa: E402
-from kd.device import resolve_device  # noqa: E402
-from kd.models import create_model  # noqa: E402
-from kd.objectives import CrossEntropy  # noqa: E402
-from kd.recipe import Recipe  # noqa: E402
-from kd.samplers import Shuffle  # noqa: E402
-from kd.train import Student  # noqa: E402
+from benchmarks.peer import PilDataset
+from kd import records
+from kd.data import balanced_subset, load_dataset
+from kd.device import resolve_device
+from kd.models import create_model
+from kd.objectives import CrossEntropy
+from kd.recipe import Recipe
+from kd.samplers import Shuffle
+from kd.train import Student
 
 BATCH = 128
-
-
-class PilDataset(torch.utils.data.Dataset):
-    """The peer-style dataset: one PIL image per item, transformed in DataLoader workers."""
-
-    def __init__(self, images, labels, pad):
-        self.images, self.labels = images, labels
-        self.transform = T.Compose([T.RandomCrop(28, padding=pad), T.RandomHorizontalFlip(), T.ToTensor(),
-                                    T.Normalize((0.2860,), (0.3530,))])
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return self.transform(Image.fromarray(self.images[i].numpy(), mode="L")), int(self.labels[i])
 
 
 def ours_epoch(data, pool, epoch):
@@ -91,8 +73,7 @@ def main():
     device = resolve_device("cpu")
     data = load_dataset("fashion_mnist", device=device)
     pool = balanced_subset(data.train_y, per_class=args.images // 10, seed=0)
-    raw = data.train_padded[pool, data.pad:-data.pad, data.pad:-data.pad, 0].cpu()
-    peer_set = PilDataset(raw, data.train_y[pool].cpu(), data.pad)
+    peer_set = PilDataset(data, pool)
     loaders = {w: torch.utils.data.DataLoader(peer_set, batch_size=BATCH, shuffle=True, num_workers=w,
                                               persistent_workers=w > 0) for w in (0, 2)}
     times = {}

@@ -11,50 +11,32 @@ Targets: on CPU a warm-cache KD epoch <= 1.3x a CE epoch, and ours >= 3x faster 
 on a GPU (CIFAR-100-shaped data) ours >= 5x the peer-style loop and < 3 s per epoch. Teachers are randomly
 initialised: only their cost matters here.
 
-    python benchmarks/kd_epoch.py                                      # resnet20 -> resnet8, 10k FMNIST, CPU
-    python benchmarks/kd_epoch.py --data cifar100-shaped --images 50000 --teacher resnet56 --student resnet20
+    python -m benchmarks.kd_epoch                                      # resnet20 -> resnet8, 10k FMNIST, CPU
+    python -m benchmarks.kd_epoch --data cifar100-shaped --images 50000 --teacher resnet56 --student resnet20
 """
 from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import torchvision.transforms as T
-from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kd import records  # noqa: E402
-from kd.data import TensorData, balanced_subset, load_dataset  # noqa: E402
-from kd.device import place, resolve_device  # noqa: E402
-from kd.models import create_model  # noqa: E402
-from kd.objectives import KD, CrossEntropy  # noqa: E402
-from kd.recipe import Recipe  # noqa: E402
-from kd.samplers import Shuffle  # noqa: E402
-from kd.teachers import Teacher  # noqa: E402
-from kd.train import Student, train_epoch  # noqa: E402
+from benchmarks.peer import PilDataset
+from kd import records
+from kd.data import TensorData, balanced_subset, load_dataset
+from kd.device import place, resolve_device
+from kd.models import create_model
+from kd.objectives import KD, CrossEntropy
+from kd.recipe import Recipe
+from kd.samplers import Shuffle
+from kd.teachers import Teacher
+from kd.train import Student, train_epoch
 
 # Dense bf16 peak of the GPUs this repo has been measured on (TFLOP/s), for "how far from the limit".
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
-
-
-class PilDataset(torch.utils.data.Dataset):
-    def __init__(self, images, labels, pad, mean, std):
-        self.images, self.labels = images, labels  # NHWC uint8
-        self.transform = T.Compose([T.RandomCrop(images.shape[1], padding=pad), T.RandomHorizontalFlip(),
-                                    T.ToTensor(), T.Normalize(mean, std)])
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        img = self.images[i].numpy()
-        img = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
-        return self.transform(img), int(self.labels[i])
 
 
 def make_data(kind: str, images: int, device):
@@ -125,9 +107,7 @@ def main():
     torch.manual_seed(0)
     teacher_model = place(create_model(args.teacher, data.num_classes, data.in_chans), device).eval()
     teacher_model = teacher_model.requires_grad_(False)
-    raw = data.train_padded[pool.to(data.device), data.pad:-data.pad, data.pad:-data.pad].cpu()
-    peer_set = PilDataset(raw, data.train_y[pool.to(data.device)].cpu(), data.pad, tuple(data.mean.tolist()),
-                          tuple(data.std.tolist()))
+    peer_set = PilDataset(data, pool)
     peer_set.n_classes, peer_set.in_chans = data.num_classes, data.in_chans
     peer_teacher = create_model(args.teacher, data.num_classes, data.in_chans).to(device).eval()
     workers = (0, 2) if device.type == "cpu" else (8,)

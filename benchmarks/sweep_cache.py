@@ -1,10 +1,10 @@
 """A whole experiment sweep with and without the teacher-logit cache, in one run of this script.
 
 Both arms start from the same trained teachers (copied into fresh cache folders without any cached
-logits), run the same `experiments/<name>.py --profile <profile>` in a subprocess, and must produce the
+logits), run the same `python -m experiments.<name> --profile <profile>` in a subprocess, and must produce the
 same results; the cache may only make it faster. Target for kdas_finding3 --profile cpu: >= 1.5x.
 
-    python benchmarks/sweep_cache.py [--experiment kdas_finding3] [--profile cpu]
+    python -m benchmarks.sweep_cache [--experiment kdas_finding3] [--profile cpu]
 """
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pandas as pd
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from kd import harness, records  # noqa: E402
-from kd.teachers import cache_dir  # noqa: E402
+from kd import harness, records
+from kd.teachers import cache_dir
+
+REPO = records.REPO
 
 
 def main():
@@ -47,9 +47,9 @@ def main():
                             ignore=shutil.ignore_patterns("*.logits", "*.lock"))
             env = {**os.environ, "KD_CACHE": str(home / "cache"), "KD_LOGIT_CACHE": flag}
             start = time.perf_counter()
-            subprocess.run([sys.executable, str(REPO / "experiments" / f"{args.experiment}.py"), "--profile",
+            subprocess.run([sys.executable, "-m", f"experiments.{args.experiment}", "--profile",
                             args.profile, "--results-root", str(home), "--figures-root", str(home)],
-                           env=env, check=True, stdout=subprocess.DEVNULL)
+                           env=env, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
             arms[arm] = time.perf_counter() - start
             rows = pd.read_csv(home / args.experiment / args.profile / "runs.csv").sort_values("run_id")
             arms[f"{arm} rows"] = rows

@@ -9,16 +9,14 @@ usual temperature and at a higher one, with a student trained from labels alone 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from experiments import cho_common  # noqa: E402
-from kd import analysis, harness  # noqa: E402
-from kd.models import count_params, create_model  # noqa: E402
+from experiments import cho_common
+from kd import analysis, harness
+from kd.models import count_params, create_model
 
 NAME = "bigger_teachers"
 TITLE = "Bigger models are not better teachers"
@@ -68,7 +66,7 @@ def verdict_for(rows: pd.DataFrame, s: pd.DataFrame) -> tuple[str, dict]:
     reproduced: the best student comes from a teacher smaller than the largest, and the largest teacher's
     student is worse than that best one. not reproduced: the largest teacher gives the best student and it
     is better than the smallest teacher's student (bigger is better). inconclusive: anything else."""
-    acc = lambda label: rows.loc[rows.teacher_label == label, "final_test_top1"]  # noqa: E731
+    acc = analysis.metric_of(rows, "teacher_label")
     best = s.loc[s["mean"].idxmax(), "teacher_label"]
     smallest, largest = s.teacher_label.iloc[0], s.teacher_label.iloc[-1]
     comps = {f"largest ({largest}) vs best ({best})": analysis.compare(acc(largest), acc(best)),

@@ -3,13 +3,9 @@ scales' data, teacher families, student and recipes. The three scripts train the
 so whichever runs first pays for them."""
 from __future__ import annotations
 
+from experiments.settings import KD_OPTIONS, pool_size
 from kd import harness
-from kd.recipe import Recipe
-
-KD_OPTIONS = {"temperature": 4.0, "ce_weight": 0.1, "kd_weight": 0.9}
-CIFAR_RECIPE = Recipe(epochs=240, batch_size=64, lr=0.05, schedule="step", milestones=(150, 180, 210))
-IMAGENET_RECIPE = Recipe(epochs=90, batch_size=256, lr=0.1, weight_decay=1e-4, schedule="step",
-                         milestones=(30, 60, 80))
+from kd.recipe import CIFAR_RECIPE, Recipe
 
 
 def teacher(label: str, model: str, width: float = 1.0, series=("depth",)) -> dict:
@@ -39,18 +35,17 @@ PROFILES = {
                   + [teacher(f"WRN-16-{k}", "wrn_16_2", k / 2, ("width",)) for k in (1, 2, 4, 8)],
                   teacher_recipe=CIFAR_RECIPE, recipe=CIFAR_RECIPE, loss="kd", loss_options=KD_OPTIONS),
 }
-POOL_SIZES = {"fashion_mnist": 60000, "cifar10": 50000, "imagefolder": 1281167}
 
 
 def configs(name: str, p: dict, seeds: int, conditions) -> list[dict]:
     """One run per (condition, seed); a condition is (label, teacher dict or None for a scratch student,
     share of the pool per epoch, extra config fields)."""
-    pool_size = round(POOL_SIZES[p["dataset"]] * p["pool_fraction"])
+    size = pool_size(p)
     out = []
     for label, t, share, fields in conditions:
         q = {**p, **(t or {"teacher": "none"})}
         for seed in range(seeds):
-            c = harness.base_config(name, q, label, seed, train_size=round(pool_size * share), **fields)
+            c = harness.base_config(name, q, label, seed, train_size=round(size * share), **fields)
             if t is None:
                 c.update(teacher=None, loss="ce", loss_options={})
             else:

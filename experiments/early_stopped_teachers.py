@@ -9,14 +9,12 @@ Distil the same student from checkpoints of one teacher taken at several epochs 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from experiments import cho_common  # noqa: E402
-from kd import analysis, harness  # noqa: E402
+from experiments import cho_common
+from kd import analysis, harness
 
 NAME = "early_stopped_teachers"
 TITLE = "Early-stopped teachers make better teachers"

@@ -9,15 +9,14 @@ cross-entropy alone for the rest (ESKD), for several teachers and stop epochs, a
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from experiments import cho_common  # noqa: E402
-from experiments.cho_common import IMAGENET_RECIPE, teacher  # noqa: E402
-from kd import analysis, harness  # noqa: E402
+from experiments import cho_common
+from experiments.cho_common import teacher
+from kd import analysis, harness
+from kd.recipe import IMAGENET_RECIPE
 
 NAME = "eskd"
 TITLE = "Early-stopped KD (ESKD) beats full KD"
@@ -63,7 +62,7 @@ def verdict_for(rows: pd.DataFrame, p: dict) -> tuple[str, dict]:
     """The rule, fixed before any result was seen: differences within two standard errors are noise.
     reproduced: for every teacher, ESKD with the profile's verdict stop epoch is better than full KD.
     not reproduced: for some teacher it is worse. inconclusive: anything else."""
-    acc = lambda condition: rows.loc[rows.condition == condition, "final_test_top1"]  # noqa: E731
+    acc = analysis.metric_of(rows, "condition")
     comps = {label: analysis.compare(acc(f"{label}: ESKD stop {p['verdict_stop']}"), acc(f"{label}: full KD"))
              for label in p["eskd_teachers"]}
     if any(c.outcome == "worse" for c in comps.values()):

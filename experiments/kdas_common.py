@@ -2,11 +2,9 @@
 students and recipes, and the grid helper. Each finding adds its own conditions."""
 from __future__ import annotations
 
+from experiments.settings import KD_OPTIONS, pool_size
 from kd import harness
-from kd.recipe import Recipe
-
-KD_OPTIONS = {"temperature": 4.0, "ce_weight": 0.1, "kd_weight": 0.9}  # the common CIFAR-100 KD recipe
-PAPER_RECIPE = Recipe(epochs=240, batch_size=64, lr=0.05, schedule="step", milestones=(150, 180, 210))
+from kd.recipe import CIFAR_RECIPE, Recipe
 
 PROFILES = {
     # seconds: a few hundred real images, a barely trained teacher; proves the pipeline, not the claim
@@ -25,9 +23,8 @@ PROFILES = {
     "paper": dict(dataset="cifar100", pool_fraction=1.0, seeds=3,
                   pairs=[dict(teacher="resnet56", student="resnet20", dkd_beta=2.0),  # DKD's per-pair beta
                          dict(teacher="resnet32x4", student="resnet8x4", dkd_beta=8.0)],
-                  teacher_recipe=PAPER_RECIPE, recipe=PAPER_RECIPE, loss="kd", loss_options=KD_OPTIONS),
+                  teacher_recipe=CIFAR_RECIPE, recipe=CIFAR_RECIPE, loss="kd", loss_options=KD_OPTIONS),
 }
-POOL_SIZES = {"fashion_mnist": 60000, "cifar100": 50000}
 
 
 def profiles(**extra) -> dict:
@@ -38,11 +35,11 @@ def profiles(**extra) -> dict:
 def configs(name: str, p: dict, seeds: int, conditions) -> list[dict]:
     """One run per (pair, condition, seed); a condition is (label, share of the pool trained on per
     epoch, the config fields that make it that condition), or a function of the pair returning that."""
-    pool_size = round(POOL_SIZES[p["dataset"]] * p["pool_fraction"])
+    size = pool_size(p)
     out = []
     for pair in p["pairs"]:
         for condition in (conditions(pair) if callable(conditions) else conditions):
             label, share, fields = condition
             out += [harness.base_config(name, {**p, **pair}, label, seed, pair=f"{pair['teacher']}->{pair['student']}",
-                                        train_size=round(pool_size * share), **fields) for seed in range(seeds)]
+                                        train_size=round(size * share), **fields) for seed in range(seeds)]
     return out

@@ -9,15 +9,13 @@ all samples, for several k and seeds.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from experiments import kdas_common  # noqa: E402
-from kd import analysis, harness  # noqa: E402
+from experiments import kdas_common
+from kd import analysis, harness
 
 NAME = "kdas_finding1"
 TITLE = "KDAS Finding 1: distil only on the samples with the most knowledge (highest KL_TS)"
@@ -53,7 +51,7 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
     reproduced: for every k in 40, 60, 80%, top-k is not worse than all samples and not worse than random-k.
     not reproduced: top-k is worse than all samples for every such k.
     inconclusive: anything else."""
-    acc = lambda condition: rows.loc[rows.condition == condition, "final_test_top1"]  # noqa: E731
+    acc = analysis.metric_of(rows, "condition")
     comps = {}
     for k in CLAIM_RATIOS:
         pct = round(100 * k)
@@ -79,7 +77,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
                           "student top-1 (mean ± std)": analysis.accuracy_cells(summary)})
     analysis.write_table(out, TITLE, CLAIM, PAPER, table, overall,
                         analysis.rule_of(verdict_for),
-                        "Comparisons (difference of mean test top-1, two standard errors):\n" + "\n".join(lines)
+                        analysis.comparisons_note(lines)
                         + f"\n\nSubsets are re-selected every {p['period']} epochs (top: by KL_TS of the current "
                           f"student on clean views, direction '{p['direction']}'; random: re-drawn). All runs "
                           f"train for the same epochs, so a k% run processes k% of the samples of 'all'.")
@@ -96,10 +94,7 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame, out: harness.Outputs):
         part["ratio (%)"] = part.condition.str.split(" ").str[1].str.rstrip("%").astype(int)
         sns.lineplot(part, x="ratio (%)", y="final_test_top1", hue="kind", errorbar=("se", 2), marker="o", ax=ax)
         sns.scatterplot(part, x="ratio (%)", y="final_test_top1", hue="kind", alpha=0.35, legend=False, ax=ax)
-        s = summary[(summary.pair == pair) & (summary.condition == "all")].iloc[0]
-        ax.axhline(s["mean"], color="k", linewidth=1, label=f"all samples: {s['mean']:.2f}")
-        if s.n > 1:
-            ax.axhspan(s["mean"] - 2 * s.se, s["mean"] + 2 * s.se, color="k", alpha=0.06)
+        analysis.baseline(ax, summary[(summary.pair == pair) & (summary.condition == "all")].iloc[0], "all samples")
         ax.set(xticks=[round(100 * k) for k in RATIOS], ylabel="student test top-1 (%)",
                xlabel="share of the pool kept per epoch (%)",
                title=f"{pair}: top-KL_TS vs random subsets (mean ± 2 SE, dots = seeds)")

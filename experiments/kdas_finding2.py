@@ -9,16 +9,14 @@ one (40% -> 60%), with all samples as reference.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from experiments import kdas_common  # noqa: E402
-from kd import analysis, harness  # noqa: E402
-from kd.samplers import ratio_schedule  # noqa: E402
+from experiments import kdas_common
+from kd import analysis, harness
+from kd.samplers import ratio_schedule
 
 NAME = "kdas_finding2"
 TITLE = "KDAS Finding 2: a decreasing sampling ratio beats a fixed one"
@@ -62,7 +60,7 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
     reproduced: decreasing 60->40% (linear) is better than fixed 50% (the same samples processed) and better
     than increasing 40->60%. not reproduced: a fixed or increasing schedule is better than decreasing.
     inconclusive: anything else."""
-    acc = lambda condition: rows.loc[rows.condition == condition, "final_test_top1"]  # noqa: E731
+    acc = analysis.metric_of(rows, "condition")
     comps = {f"decreasing vs {label}": analysis.compare(acc(DECREASING), acc(label))
              for label in SCHEDULES if label != DECREASING}
     rivals = [c for name, c in comps.items() if "cosine" not in name]
@@ -83,7 +81,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
                           "student top-1 (mean ± std)": analysis.accuracy_cells(summary)})
     analysis.write_table(out, TITLE, CLAIM, PAPER, table, overall,
                         analysis.rule_of(verdict_for),
-                        "Comparisons (difference of mean test top-1, two standard errors):\n" + "\n".join(lines)
+                        analysis.comparisons_note(lines)
                         + f"\n\nTop-K(t) by KL_TS of the current student (clean views, direction "
                           f"'{p['direction']}'), re-selected every {p['period']} epoch(s).")
     plot(rows, summary, p, out)

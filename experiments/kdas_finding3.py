@@ -9,7 +9,6 @@ a random subset of the same size, and on all samples, for several seeds.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -17,11 +16,10 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kd import analysis, harness, records  # noqa: E402
-from kd.data import generator  # noqa: E402
-from kd.losses import kl_tg  # noqa: E402
-from experiments import kdas_common  # noqa: E402
+from kd import analysis, harness, records
+from kd.data import generator
+from kd.losses import kl_tg
+from experiments import kdas_common
 
 NAME = "kdas_finding3"
 TITLE = "KDAS Finding 3: distil on samples of medium teacher-label divergence (KL_TG)"
@@ -103,7 +101,7 @@ def verdict_for(rows: pd.DataFrame, banding: str) -> tuple[str, dict]:
     reproduced: medium is not worse than all, and low and high are both worse than medium.
     not reproduced: medium is worse than all, or low or high is better than medium.
     inconclusive: anything else."""
-    acc = lambda condition: rows.loc[rows.condition == condition, "final_test_top1"]  # noqa: E731
+    acc = analysis.metric_of(rows, "condition")
     c = {"medium vs all": analysis.compare(acc(f"{banding}:medium"), acc("all")),
          "low vs medium": analysis.compare(acc(f"{banding}:low"), acc(f"{banding}:medium")),
          "high vs medium": analysis.compare(acc(f"{banding}:high"), acc(f"{banding}:medium")),
@@ -139,7 +137,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     analysis.write_table(out, TITLE, CLAIM, PAPER, table, overall,
                         f"The verdict uses the {VERDICT_BANDING.replace('_', '-')} bands. "
                         + analysis.rule_of(verdict_for),
-                        "Comparisons (difference of mean test top-1, two standard errors):\n" + "\n".join(lines)
+                        analysis.comparisons_note(lines)
                         + f"\n\nStudents train for the same number of epochs, so a band sees half the samples of "
                           f"'all'; 'random' is the same-size control. Direction of KL_TG: {p['kl_direction']}.")
     plot(rows, summary, out)
@@ -159,11 +157,8 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame, out: harness.Outputs):
         sns.pointplot(banded, x="band", y="final_test_top1", hue="banding", order=order, dodge=0.4,
                       errorbar=("se", 2), linestyle="none", capsize=0.1, ax=ax, marker="D")
         for condition, style in (("all", "-"), ("random", "--")):
-            s = summary[(summary.pair == pair) & (summary.condition == condition)].iloc[0]
-            ax.axhline(s["mean"], color="k", linestyle=style, linewidth=1,
-                       label=f"{condition} samples: {s['mean']:.2f}")
-            if s.n > 1:
-                ax.axhspan(s["mean"] - 2 * s.se, s["mean"] + 2 * s.se, color="k", alpha=0.06)
+            analysis.baseline(ax, summary[(summary.pair == pair) & (summary.condition == condition)].iloc[0],
+                              f"{condition} samples", style)
         ax.set(xlabel="KL_TG band (quantile window 0-50 / 25-75 / 50-100%)", ylabel="student test top-1 (%)",
                title=f"{pair}: student accuracy per band (mean ± 2 SE, dots = seeds)")
         ax.legend(fontsize=8)

@@ -10,15 +10,13 @@ several minimum weights gamma.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from experiments import kdas_common  # noqa: E402
-from kd import analysis, harness  # noqa: E402
+from experiments import kdas_common
+from kd import analysis, harness
 
 NAME = "kdas_finding4"
 TITLE = "KDAS Finding 4: down-weighting samples of poor knowledge quality helps KD"
@@ -54,7 +52,7 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
     """The rule, fixed before any result was seen: differences within two standard errors are noise.
     reproduced: KD with the paper's penalty (gamma 0.5, ramped up) is better than KD.
     not reproduced: it is worse. inconclusive: the difference is within noise."""
-    acc = lambda condition: rows.loc[rows.condition == condition, "final_test_top1"]  # noqa: E731
+    acc = analysis.metric_of(rows, "condition")
     comps = {f"{c} vs kd": analysis.compare(acc(c), acc("kd")) for c in rows.condition.unique() if c != "kd"}
     outcome = comps[f"{PAPER_CONDITION} vs kd"].outcome
     return {"better": "reproduced", "worse": "not reproduced"}.get(outcome, "inconclusive"), comps
@@ -68,7 +66,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
                           "student top-1 (mean ± std)": analysis.accuracy_cells(summary)})
     analysis.write_table(out, TITLE, CLAIM, PAPER, table, overall,
                         analysis.rule_of(verdict_for),
-                        "Comparisons (difference of mean test top-1, two standard errors):\n" + "\n".join(lines)
+                        analysis.comparisons_note(lines)
                         + f"\n\nBand: quantiles {p['band'][0]:.0%}-{p['band'][1]:.0%} of KL_TG in each batch "
                           f"(direction '{p['direction']}'), lambda {p['lam']:g}; the ramp grows lambda from 0 "
                           f"over the first half of training.")
@@ -85,10 +83,8 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame, out: harness.Outputs):
         part["ramp"] = part.condition.str.endswith(", ramp").map({True: "ramped up", False: "no ramp"})
         sns.pointplot(part, x="gamma", y="final_test_top1", hue="ramp", errorbar=("se", 2), dodge=0.2,
                       capsize=0.1, ax=ax, order=list(GAMMAS), marker="D")
-        s = summary[(summary.pair == pair) & (summary.condition == "kd")].iloc[0]
-        ax.axhline(s["mean"], color="k", linewidth=1, label=f"KD without penalty: {s['mean']:.2f}")
-        if s.n > 1:
-            ax.axhspan(s["mean"] - 2 * s.se, s["mean"] + 2 * s.se, color="k", alpha=0.06)
+        analysis.baseline(ax, summary[(summary.pair == pair) & (summary.condition == "kd")].iloc[0],
+                          "KD without penalty")
         ax.set(xlabel="minimum weight gamma outside the KL_TG band", ylabel="student test top-1 (%)",
                title=f"{pair}: quality penalty (mean ± 2 SE)")
         ax.legend(fontsize=8)

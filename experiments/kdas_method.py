@@ -9,15 +9,13 @@ teacher on every batch (the logit cache is off), as training does in the paper, 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from experiments import kdas_common  # noqa: E402
-from kd import analysis, harness  # noqa: E402
+from experiments import kdas_common
+from kd import analysis, harness
 
 NAME = "kdas_method"
 TITLE = "KDAS: adaptive sampling makes KD faster at equal or better accuracy"

@@ -43,6 +43,11 @@ def summarise(rows: pd.DataFrame, by, metric: str = "final_test_top1") -> pd.Dat
     return out.reset_index()
 
 
+def metric_of(rows: pd.DataFrame, by: str, metric: str = "final_test_top1"):
+    """label -> the metric over the rows whose `by` column holds that label (one value per seed)."""
+    return lambda label: rows.loc[rows[by] == label, metric]
+
+
 @dataclass
 class Comparison:
     diff: float      # mean(a) - mean(b)
@@ -87,6 +92,10 @@ def judge(rows: pd.DataFrame, by: str, verdict_for, *args, suffix: str = "") -> 
     return combine(verdicts), lines
 
 
+def comparisons_note(lines: list[str]) -> str:
+    return "Comparisons (difference of mean test top-1, two standard errors):\n" + "\n".join(lines)
+
+
 def rule_of(verdict_for) -> str:
     """A verdict rule as written in its function's docstring, whole: its first line says what noise is."""
     return " ".join(verdict_for.__doc__.split())
@@ -99,6 +108,13 @@ def accuracy_cells(summary: pd.DataFrame) -> list[str]:
 def plot_style():
     import seaborn as sns
     sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.1)
+
+
+def baseline(ax, row: pd.Series, label: str, linestyle: str = "-"):
+    """A reference condition in a figure: a line at its mean (summarise's row) and a band of 2 SE."""
+    ax.axhline(row["mean"], color="k", linestyle=linestyle, linewidth=1, label=f"{label}: {row['mean']:.2f}")
+    if row["n"] > 1:
+        ax.axhspan(row["mean"] - 2 * row["se"], row["mean"] + 2 * row["se"], color="k", alpha=0.06)
 
 
 def save_figure(fig, path: Path):

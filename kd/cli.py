@@ -8,30 +8,20 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
 
-from kd import records
-from kd.data import DATASETS, load_dataset, training_pool
+from kd import harness, records
+from kd.data import DATASETS, load_dataset
 from kd.device import resolve_device
 from kd.errors import KDError
 from kd.models import create_model
 from kd.objectives import LOSSES, make_objective
-from kd.recipe import Recipe
-from kd.samplers import Shuffle
-from kd.teachers import Teacher, external_logits_dir, load_checkpoint, load_teacher, teacher_spec, train_teacher
-from kd.train import fit
+from kd.recipe import CIFAR_RECIPE, IMAGENET_RECIPE, Recipe
+from kd.teachers import teacher_spec, train_teacher
 
-# Per-dataset default recipes: the papers' for CIFAR (mdistiller) and ImageNet; a short one for the
-# offline Fashion-MNIST scale.
-DEFAULT_RECIPES = {
-    "fashion_mnist": Recipe(epochs=10, batch_size=128, lr=0.05, weight_decay=5e-4, schedule="cosine"),
-    "cifar10": Recipe(epochs=240, batch_size=64, lr=0.05, weight_decay=5e-4, schedule="step",
-                      milestones=(150, 180, 210)),
-    "cifar100": Recipe(epochs=240, batch_size=64, lr=0.05, weight_decay=5e-4, schedule="step",
-                       milestones=(150, 180, 210)),
-    "imagefolder": Recipe(epochs=90, batch_size=256, lr=0.1, weight_decay=1e-4, schedule="step",
-                          milestones=(30, 60, 80)),
-}
+# Per-dataset default recipes: the papers' for CIFAR and ImageNet; a short one for the offline
+# Fashion-MNIST scale.
+DEFAULT_RECIPES = {"fashion_mnist": Recipe(epochs=10, batch_size=128, lr=0.05, schedule="cosine"),
+                   "cifar10": CIFAR_RECIPE, "cifar100": CIFAR_RECIPE, "imagefolder": IMAGENET_RECIPE}
 
 
 def _common(p: argparse.ArgumentParser):
@@ -58,7 +48,7 @@ def _common(p: argparse.ArgumentParser):
                    help="folder for runs.csv and histories/ (default results/cli)")
 
 
-def _recipe(args) -> Recipe:
+def recipe_from_args(args) -> Recipe:
     """The dataset's recipe with the options given; a shorter or longer --epochs without --milestones
     moves the recipe's step milestones to the same fractions of the run (and says so)."""
     default = DEFAULT_RECIPES[args.dataset]
@@ -88,11 +78,11 @@ def _load(args):
     """Device and data first (a missing dataset is the first thing said), then the recipe."""
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, args.data_dir, device)
-    return device, data, _recipe(args)
+    return device, data, recipe_from_args(args)
 
 
 def _record(args, config: dict, result: dict, device):
-    row = records.make_row(config, result, args.seed, device)
+    row = records.make_row(config, result, args.seed, device, result.get("extra"))
     records.write_history(args.results / "histories" / f"{row['run_id']}.csv", result["history"])
     records.append_row(args.results / "runs.csv", row)
     print(f"{config['kind']} done: test top-1 {result['final']['test_top1']:.2f} (best "
@@ -114,6 +104,8 @@ def cmd_train(args):
 
 
 def cmd_distill(args):
+    """Build the run's config as an experiment does and run it through harness.distill: a CLI run and an
+    experiment run of the same config train the same way."""
     _check_inputs(args, (args.student, args.width), *([(args.teacher, args.teacher_width)] if args.teacher else []))
     options = {k: getattr(args, k) for k in ("temperature", "alpha", "beta", "gamma", "warmup",
                                              "ce_weight", "kd_weight", "stop_epoch")
@@ -127,30 +119,26 @@ def cmd_distill(args):
     if args.teacher_ckpt and not Path(args.teacher_ckpt).is_file():
         raise KDError(f"Teacher checkpoint {args.teacher_ckpt} does not exist.")
     make_objective(args.loss, 10**6, **{k: v for k, v in options.items() if k != "stop_epoch"})  # names, ranges
-    device, data, recipe = _load(args)
-    objective = make_objective(args.loss, recipe.epochs, **options)
+    ctx = harness.Context({"dataset": args.dataset}, args.device, args.data_dir)
+    ctx.data  # a missing dataset is the first thing said, before the recipe
+    recipe = recipe_from_args(args)
     if args.teacher_ckpt:
-        model, info = load_checkpoint(args.teacher_ckpt, data, device)
-        teacher = Teacher([model], data, external_logits_dir(args.teacher_ckpt))
-        teacher_config = {"checkpoint": str(args.teacher_ckpt), "arch": info["arch"]}
+        teacher = {"checkpoint": str(args.teacher_ckpt)}
     else:
         epochs = recipe.epochs if args.teacher_epochs is None else args.teacher_epochs
         t_recipe = Recipe.from_dict({**recipe.as_dict(), "epochs": epochs,
                                      "milestones": [m for m in recipe.milestones if m <= epochs]})
-        teacher_config = teacher_spec(args.teacher, data, args.teacher_subset_fraction, t_recipe,
-                                      args.teacher_seed, args.teacher_width)
-        teacher, info = load_teacher(teacher_config, data, device)
+        teacher = {"model": args.teacher, "width": args.teacher_width, "recipe": t_recipe.as_dict(),
+                   "seed": args.teacher_seed, "pool_fraction": args.teacher_subset_fraction}
+    config = {"experiment": "cli", "kind": "distill", "condition": f"{args.loss} {args.student}",
+              "seed": args.seed, "dataset": args.dataset, "data_options": {}, "pool_fraction": args.subset_fraction,
+              "student": args.student, "student_width": args.width, "teacher": teacher,
+              "recipe": recipe.as_dict(), "loss": args.loss, "loss_options": options}
+    harness.check_config(config)
+    _, info = ctx.teacher(config)
     print(f"teacher {info['arch']}: test top-1 {info['test_top1']:.2f} ({info['path']})")
-    torch.manual_seed(args.seed)
-    student = create_model(args.student, data.num_classes, data.in_chans, args.width)
-    config = {"kind": "distill", "dataset": data.identity(), "student": args.student, "width": args.width,
-              "teacher": teacher_config, "teacher_test_top1": info["test_top1"], "loss": args.loss,
-              "loss_options": options, "recipe": recipe.as_dict(), "pool_fraction": args.subset_fraction,
-              "seed": args.seed}
-    pool = training_pool(data.targets("train"), args.subset_fraction)
-    result, = fit([student], [objective], data, Shuffle(pool, recipe.batch_size, args.seed), recipe, args.seed,
-                  teacher, device, name=f"{args.loss} {args.student}")
-    _record(args, config, result, device)
+    result = harness.distill(config, ctx, ctx.pool(args.subset_fraction))
+    _record(args, config, result, ctx.device)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,12 +22,13 @@ import time
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import torch
 
 from kd import records
 from kd.analysis import Outputs, plot_style
-from kd.data import load_dataset, training_pool
+from kd.data import DATASETS, load_dataset, training_pool
 from kd.device import place, resolve_device
 from kd.errors import KDError
 from kd.isolation import ChildRunner, RunFailed, failure_message
@@ -35,16 +36,12 @@ from kd.models import create_model
 from kd.objectives import QualityWeights, make_objective
 from kd.recipe import Recipe
 from kd.samplers import Shuffle, make_kdas
-from kd.teachers import Teacher, load_teacher, teacher_spec
+from kd.teachers import Teacher, external_logits_dir, load_checkpoint, load_teacher, teacher_spec
 from kd.train import fit
 
 matplotlib.use("Agg")
 REPO = records.REPO
 PROFILES = ("smoke", "cpu", "paper")
-
-# Shapes for --dry-run cost estimates (no data needs to be present for a dry run).
-DATASET_SHAPES = {"fashion_mnist": (1, 28, 10), "cifar10": (3, 32, 10), "cifar100": (3, 32, 100),
-                  "imagefolder": (3, 224, 1000)}
 
 
 # ----------------------------------------------------------------------------------------- configs
@@ -66,9 +63,13 @@ def base_config(name: str, p: dict, condition: str, seed: int, **fields) -> dict
 def check_config(config: dict):
     """Fail on bad names and values before any compute (models, loss and options, recipe)."""
     create_model(config["student"], 10, 1, config.get("student_width", 1.0))
-    if config.get("teacher") is not None:
-        create_model(config["teacher"]["model"], 10, 1, config["teacher"].get("width", 1.0))
-        Recipe.from_dict(config["teacher"]["recipe"])
+    t = config.get("teacher")
+    if t is not None and "checkpoint" in t:
+        if not Path(t["checkpoint"]).is_file():
+            raise KDError(f"Teacher checkpoint {t['checkpoint']} does not exist.")
+    elif t is not None:
+        create_model(t["model"], 10, 1, t.get("width", 1.0))
+        Recipe.from_dict(t["recipe"])
     if config.get("loss"):
         objective_of(config)
     sampler_of(config, torch.arange(10))
@@ -103,18 +104,25 @@ class Context:
         return self._memo[key]
 
     def teacher_spec(self, config: dict) -> dict:
+        """The teacher's spec; it trains on the run's pool unless config["teacher"] names its own fraction."""
         t = config["teacher"]
-        return teacher_spec(t["model"], self.data, config["pool_fraction"], Recipe.from_dict(t["recipe"]), t["seed"],
-                            t["width"])
+        return teacher_spec(t["model"], self.data, t.get("pool_fraction", config["pool_fraction"]),
+                            Recipe.from_dict(t["recipe"]), t["seed"], t["width"])
 
     def teacher(self, config: dict) -> tuple[Teacher, dict]:
-        """The run's teacher (trained once, then cached on disk and here) and its checkpoint info;
-        config["teacher"]["epoch"] picks an earlier snapshot of its training (early-stopped teachers)."""
-        spec, epoch = self.teacher_spec(config), config["teacher"].get("epoch")
+        """The run's teacher and its checkpoint info: trained once, then cached on disk and here, or read
+        from config["teacher"]["checkpoint"]; config["teacher"]["epoch"] picks an earlier snapshot of its
+        training (early-stopped teachers)."""
+        t = config["teacher"]
         cache = config.get("logit_cache")  # None: the KD_LOGIT_CACHE default; False: teacher on every batch
-        key = records.run_id({"spec": spec, "epoch": epoch, "cache": cache})
+        spec = {"checkpoint": t["checkpoint"]} if "checkpoint" in t else self.teacher_spec(config)
+        key = records.run_id({"spec": spec, "epoch": t.get("epoch"), "cache": cache})
         if key not in self._teachers:
-            self._teachers[key] = load_teacher(spec, self.data, self.device, epoch, self.log, cache)
+            if "checkpoint" in t:
+                model, info = load_checkpoint(t["checkpoint"], self.data, self.device, t.get("model"))
+                self._teachers[key] = Teacher([model], self.data, external_logits_dir(t["checkpoint"]), cache), info
+            else:
+                self._teachers[key] = load_teacher(spec, self.data, self.device, t.get("epoch"), self.log, cache)
         return self._teachers[key]
 
 
@@ -169,7 +177,8 @@ def estimate_seconds(config: dict, device: torch.device, cache: dict) -> float:
     """Rough cost of a run on this device: its training samples times a per-sample train-step time of
     the student plus a teacher forward (none for a scratch student), timed here on random inputs of the
     dataset's shape."""
-    chans, size, classes = DATASET_SHAPES[config["dataset"]]
+    info = DATASETS[config["dataset"]]  # no data needs to be present for a dry run
+    chans, size, classes = info.in_chans, info.image_size, info.num_classes
     t = config.get("teacher")
     batch = min(config["recipe"]["batch_size"], 128)  # per-sample cost hardly changes beyond this
     key = (config["student"], config["student_width"], t and t["model"], t and t["width"], batch)
@@ -226,38 +235,60 @@ def main(module, argv=None, isolate: bool = True) -> int:
 def _main(module, args, isolate: bool) -> int:
     records.git_commit()  # pin the commit of the code this process loaded, before any long run
     p = dict(module.PROFILES[args.profile])
-    seeds = args.seeds if args.seeds is not None else p["seeds"]
-    if seeds < 1:
-        raise KDError(f"--seeds must be >= 1, got {seeds}.")
     out = Outputs(args.results_root / module.NAME / args.profile,
                   args.figures_root / f"{module.NAME}_{args.profile}.png")
-    configs = module.grid(p, seeds)
-    for c in configs:
-        check_config(c)
+    configs = planned_runs(module, p, args.seeds)
     done = completed(out)
     done_ids = set(done["run_id"]) if "run_id" in done else set()
     todo = [c for c in configs if records.run_id(c) not in done_ids]
-
     if args.plot_only:
         if done.empty:
             raise KDError(f"No completed runs in {out.runs}; run the experiment without --plot-only first.")
         return _report(module, done, p, out, configs)
     if args.dry_run:
-        device, cache = resolve_device(args.device), {}
-        print(f"{module.NAME} --profile {args.profile}: {len(configs)} runs, {len(configs) - len(todo)} done, "
-              f"{len(todo)} to run")
-        total = 0.0
-        for c in configs:
-            state = "done" if records.run_id(c) not in {records.run_id(t) for t in todo} else "todo"
-            sec = estimate_seconds(c, device, cache) if state == "todo" else 0.0
-            total += sec
-            print(f"  {state:4s} {records.run_id(c)}  {c['condition']:24s} seed {c['seed']}  "
-                  f"{c['train_size']:>7d} samples x {c['recipe']['epochs']} epochs  ~{sec / 60:.1f} min")
-        print(f"estimated {total / 60:.0f} min on {records.device_name(device)}, timed on random inputs: an "
-              f"upper bound, as the teacher's forward pass is counted on every step while the logit cache "
-              f"serves most of them in a sweep; training teachers not yet cached is not included")
-        return 0
+        return dry_run(module, args, configs, todo)
+    failed = sweep(module, args, p, out, todo, isolate)
+    code = _report(module, completed(out), p, out, configs)
+    if failed:
+        print(f"{len(failed)} runs failed ({', '.join(failed)}); re-run the same command to redo them.",
+              file=sys.stderr)
+        return 1
+    return code
 
+
+def planned_runs(module, p: dict, seeds: int | None) -> list[dict]:
+    """The finding's grid for this profile, every config checked before any compute."""
+    seeds = seeds if seeds is not None else p["seeds"]
+    if seeds < 1:
+        raise KDError(f"--seeds must be >= 1, got {seeds}.")
+    configs = module.grid(p, seeds)
+    for c in configs:
+        check_config(c)
+    return configs
+
+
+def dry_run(module, args, configs: list[dict], todo: list[dict]) -> int:
+    """List the runs, which are done, and the estimated cost of the rest; train nothing."""
+    device, cache = resolve_device(args.device), {}
+    todo_ids = {records.run_id(c) for c in todo}
+    print(f"{module.NAME} --profile {args.profile}: {len(configs)} runs, {len(configs) - len(todo)} done, "
+          f"{len(todo)} to run")
+    total = 0.0
+    for c in configs:
+        state = "todo" if records.run_id(c) in todo_ids else "done"
+        sec = estimate_seconds(c, device, cache) if state == "todo" else 0.0
+        total += sec
+        print(f"  {state:4s} {records.run_id(c)}  {c['condition']:24s} seed {c['seed']}  "
+              f"{c['train_size']:>7d} samples x {c['recipe']['epochs']} epochs  ~{sec / 60:.1f} min")
+    print(f"estimated {total / 60:.0f} min on {records.device_name(device)}, timed on random inputs: an "
+          f"upper bound, as the teacher's forward pass is counted on every step while the logit cache "
+          f"serves most of them in a sweep; training teachers not yet cached is not included")
+    return 0
+
+
+def sweep(module, args, p: dict, out: Outputs, todo: list[dict], isolate: bool) -> list[str]:
+    """Train the runs not yet done, one row each in runs.csv; a failed run is recorded and the sweep goes
+    on. Returns the ids of the failed runs."""
     device = resolve_device(args.device)  # a bad --device fails here, before any training
     for folder in (out.results, out.figure.parent):
         records.check_writable(folder)
@@ -286,12 +317,7 @@ def _main(module, args, isolate: bool) -> int:
             records.write_history(out.history(rid), result["history"])
             records.append_row(out.runs, row)
     _log(f"{len(todo) - len(failed)} runs trained in {(time.perf_counter() - start) / 60:.1f} min")
-    code = _report(module, completed(out), p, out, configs)
-    if failed:
-        print(f"{len(failed)} runs failed ({', '.join(failed)}); re-run the same command to redo them.",
-              file=sys.stderr)
-        return 1
-    return code
+    return failed
 
 
 def _log(msg: str):
@@ -336,6 +362,7 @@ def _report(module, rows: pd.DataFrame, p: dict, out: Outputs, configs: list[dic
               file=sys.stderr)
         return 1
     plot_style()
+    np.random.seed(0)  # seaborn's strip-plot jitter: the same rows give the same figure, byte for byte
     verdict = module.report(rows, p, out)
     print(out.table.read_text())
     print(f"figure: {out.figure}\ntable: {out.table}\nverdict: {verdict}")

@@ -63,7 +63,7 @@ def dkd_loss(student_logits: Tensor, teacher_logits: Tensor, targets: Tensor, al
     return _reduce((alpha * tckd + beta * nckd) * temperature**2, reduction)
 
 
-def _pearson(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
+def pearson(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
     """Pearson correlation of rows: cosine of mean-centred vectors (eps as in the official DIST code)."""
     a = a - a.mean(1, keepdim=True)
     b = b - b.mean(1, keepdim=True)
@@ -81,8 +81,8 @@ def dist_loss(student_logits: Tensor, teacher_logits: Tensor, beta: float = 1.0,
     """
     y_s = F.softmax(student_logits / temperature, dim=1)
     y_t = F.softmax(teacher_logits / temperature, dim=1)
-    inter = 1 - _pearson(y_s, y_t)
-    intra = (1 - _pearson(y_s.T, y_t.T)).mean()
+    inter = 1 - pearson(y_s, y_t)
+    intra = (1 - pearson(y_s.T, y_t.T)).mean()
     return _reduce(temperature**2 * (beta * inter + gamma * intra), reduction)
 
 

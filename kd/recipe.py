@@ -55,3 +55,11 @@ class Recipe:
     def from_dict(cls, fields: dict) -> "Recipe":
         """A checked Recipe back from `as_dict` (as configs and teacher specs record it)."""
         return cls(**{**fields, "milestones": tuple(fields.get("milestones", ()))}).check()
+
+
+# The papers' recipes. CIFAR: 240 epochs of SGD, lr 0.05, batch 64, weight decay 5e-4, x0.1 after epochs
+# 150/180/210 (CRD and mdistiller, used by DKD, DIST and KDAS; the KDAS release uses cosine instead).
+CIFAR_RECIPE = Recipe(epochs=240, batch_size=64, lr=0.05, schedule="step", milestones=(150, 180, 210))
+# ImageNet: 90 epochs, batch 256, lr 0.1, weight decay 1e-4, x0.1 after 30/60/80 (torchvision's reference).
+IMAGENET_RECIPE = Recipe(epochs=90, batch_size=256, lr=0.1, weight_decay=1e-4, schedule="step",
+                         milestones=(30, 60, 80))

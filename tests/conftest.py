@@ -5,6 +5,12 @@ import kd  # noqa: F401  (registers the CIFAR zoo)
 from kd.data import load_dataset
 
 
+def distinct_views(data, pool, seed: int, epochs: int) -> int:
+    """Distinct (sample, view) pairs a run over `pool` trains on: the teacher forwards a logit cache needs."""
+    return len({(i, v) for epoch in range(1, epochs + 1)
+                for i, v in zip(pool.tolist(), data.epoch_views(seed, epoch)[pool].tolist())})
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own teacher cache, so no test reuses another's teacher."""

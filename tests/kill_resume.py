@@ -9,7 +9,7 @@ Each trial starts from an empty results folder and teacher cache and kills the w
   logit write while a logit table is being written (a *.tmp file in a <checkpoint>.logits folder)
 Trials alternate between kdas_finding3 (teacher, logit cache) and early_stopped_teachers (snapshots).
 
-    python tests/kill_resume.py [--trials 20] [--kills 3]      # prints one line per trial and the outcome
+    python -m tests.kill_resume [--trials 20] [--kills 3]      # prints one line per trial and the outcome
 """
 from __future__ import annotations
 
@@ -26,8 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from kd import records  # noqa: E402
+from kd import records
 
 REPO = records.REPO
 EXPERIMENTS = ("kdas_finding3", "early_stopped_teachers")
@@ -36,7 +35,7 @@ MOMENTS = ("random", "teacher", "write", "logit write")
 
 def sweep(name: str, work: Path) -> subprocess.Popen:
     env = {**os.environ, "KD_CACHE": str(work / "cache"), "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, str(REPO / "experiments" / f"{name}.py"), "--profile", "smoke",
+    return subprocess.Popen([sys.executable, "-m", f"experiments.{name}", "--profile", "smoke",
                              "--seeds", "1", "--device", "cpu", "--results-root", str(work / "results"),
                              "--figures-root", str(work / "figures")], env=env, cwd=REPO, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -5,7 +5,7 @@ import importlib
 import pytest
 import torch
 
-from kd import cli, harness
+from kd import cli, harness, teachers
 from kd.data import DEBIAN_FASHION_MNIST, FMNIST_FILES
 from tests.test_harness import EXPERIMENTS
 
@@ -140,7 +140,8 @@ def check(code, out, err, words):
 
 @pytest.mark.parametrize("args, words", CLI_CASES, ids=[" ".join(a)[:60] for a, _ in CLI_CASES])
 def test_cli(args, words, place, capsys, monkeypatch):
-    monkeypatch.setattr(cli, "fit", lambda *a, **k: pytest.fail("training started"))
+    for trains in (harness, teachers):  # what the CLI trains through
+        monkeypatch.setattr(trains, "fit", lambda *a, **k: pytest.fail("training started"))
     args = [a.replace("{W}", str(place)) for a in args]
     if "--results" not in args:
         args += ["--results", str(place / "results")]
@@ -171,7 +172,7 @@ def test_the_table_holds_at_least_40_cases():
 
 def test_a_shorter_cifar_run_moves_the_recipe_milestones(capsys):
     args = cli.build_parser().parse_args(["train", "--model", "resnet8", "--dataset", "cifar100", "--epochs", "24"])
-    assert cli._recipe(args).milestones == (15, 18, 21)
+    assert cli.recipe_from_args(args).milestones == (15, 18, 21)
     assert "moves the cifar100 recipe's step milestones [150, 180, 210]" in capsys.readouterr().err
     args = cli.build_parser().parse_args(["train", "--model", "resnet8", "--dataset", "cifar100", "--epochs", "1"])
-    assert cli._recipe(args).milestones == (1,)
+    assert cli.recipe_from_args(args).milestones == (1,)

@@ -1,0 +1,41 @@
+"""The documented entry points work as documented: `bash experiments/<name>.sh` from any working directory,
+and a CLI distillation is the run an experiment makes from the same config."""
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kd import harness
+from kd.cli import main
+from kd.recipe import Recipe
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = sorted(p.stem for p in (REPO / "experiments").glob("*.sh"))
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_the_shell_script_runs_from_another_folder(name, tmp_path):
+    out = subprocess.run(["bash", str(REPO / "experiments" / f"{name}.sh"), "--profile", "smoke", "--dry-run",
+                          "--results-root", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"{name} --profile smoke: ") and "estimated" in out.stdout
+
+
+def test_a_cli_distillation_is_the_run_an_experiment_makes(fmnist, tmp_path):
+    recipe = Recipe(epochs=2, batch_size=64, lr=0.05)  # the CLI's Fashion-MNIST recipe with the options below
+    teacher = {"model": "resnet8", "width": 0.5, "recipe": recipe.as_dict(), "seed": 0}
+    config = harness.base_config("test", {"dataset": "fashion_mnist", "pool_fraction": 0.02, "student": "resnet8",
+                                          "student_width": 0.5, "recipe": recipe, "loss": "kd",
+                                          "loss_options": {"temperature": 4.0}, "teacher": "resnet8",
+                                          "teacher_width": 0.5, "teacher_recipe": recipe}, "kd", seed=3)
+    assert config["teacher"] == teacher
+    ctx = harness.Context({"dataset": "fashion_mnist"}, "cpu", data=fmnist)
+    ours = harness.distill(config, ctx, ctx.pool(0.02))
+    assert main(["distill", "--student", "resnet8", "--width", "0.5", "--teacher", "resnet8", "--teacher-width",
+                 "0.5", "--teacher-subset-fraction", "0.02", "--subset-fraction", "0.02", "--epochs", "2",
+                 "--batch-size", "64", "--lr", "0.05", "--temperature", "4", "--seed", "3", "--device", "cpu",
+                 "--results", str(tmp_path)]) == 0
+    row = pd.read_csv(tmp_path / "runs.csv").iloc[0]
+    assert row.final_test_top1 == ours["final"]["test_top1"] and row.samples == ours["samples"]
+    assert row.teacher_test_top1 == ours["extra"]["teacher_test_top1"]
