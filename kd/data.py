@@ -72,7 +72,20 @@ class Dataset(Protocol):
     def to(self, device) -> "Dataset": ...
 
 
-class TensorData:
+class _Labelled:
+    """Labels of the two splits, as train_y and test_y."""
+    train_y: Tensor
+    test_y: Tensor
+
+    @property
+    def num_train(self) -> int:
+        return len(self.train_y)
+
+    def targets(self, split: str = "train") -> Tensor:
+        return self.train_y if split == "train" else self.test_y
+
+
+class TensorData(_Labelled):
     """A small image dataset as uint8 tensors on one device, with batched crop + flip augmentation.
 
     View id v of a training sample: flip = v % 2 (if flips are on), offset = v // 2 (or v), and the crop
@@ -103,13 +116,6 @@ class TensorData:
             setattr(self, k, getattr(self, k).to(device))
         self.device = torch.device(device)
         return self
-
-    @property
-    def num_train(self) -> int:
-        return len(self.train_y)
-
-    def targets(self, split: str = "train") -> Tensor:
-        return self.train_y if split == "train" else self.test_y
 
     def identity(self) -> str:
         return f"{self.name}-pad{self.pad}-flip{int(self.flip)}"
@@ -156,7 +162,7 @@ class TensorData:
                         torch.full_like(chunk, self.clean_view))
 
 
-class FolderData:
+class FolderData(_Labelled):
     """An ImageNet-style tree (root/train/<class>/*, root/val/<class>/*) through torchvision's ImageFolder
     and a multi-worker, pinned-memory DataLoader. Views are random resized crops: not keyed (view=None)."""
 
@@ -188,13 +194,6 @@ class FolderData:
     def to(self, device) -> "FolderData":
         self.device = torch.device(device)
         return self
-
-    @property
-    def num_train(self) -> int:
-        return len(self.train_y)
-
-    def targets(self, split: str = "train") -> Tensor:
-        return self.train_y if split == "train" else self.test_y
 
     def identity(self) -> str:
         return self.name
