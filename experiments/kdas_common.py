@@ -1,4 +1,4 @@
-"""What the KDAS findings (Chae et al., "What to Distillation?", ICCV 2025) share: the scales' data, teachers,
+"""What the KDAS findings (Chae et al., "What to Distill?", ICCV 2025) share: the scales' data, teachers,
 students and recipes, and the grid helper. Each finding adds its own conditions."""
 from __future__ import annotations
 
@@ -41,5 +41,6 @@ def configs(name: str, p: dict, seeds: int, conditions) -> list[dict]:
         for condition in (conditions(pair) if callable(conditions) else conditions):
             label, share, fields = condition
             out += [harness.base_config(name, {**p, **pair}, label, seed, pair=f"{pair['teacher']}->{pair['student']}",
-                                        train_size=round(size * share), **fields) for seed in range(seeds)]
+                                        train_size=round(size * share), **fields)
+                    for seed in range(p.get("first_seed", 0), p.get("first_seed", 0) + seeds)]
     return out

@@ -1,4 +1,4 @@
-"""KDAS Finding 1 (Chae et al., "What to Distillation?", ICCV 2025): the quantity of knowledge.
+"""KDAS Finding 1 (Chae et al., "What to Distill?", ICCV 2025): the quantity of knowledge.
 
 Distil the same student with KD on only the k% of samples with the highest teacher-student divergence
 KL_TS (re-selected every few epochs as the student changes), on a random k% (re-drawn as often), and on

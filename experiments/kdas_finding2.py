@@ -1,4 +1,4 @@
-"""KDAS Finding 2 (Chae et al., "What to Distillation?", ICCV 2025): a curriculum of sampling ratios.
+"""KDAS Finding 2 (Chae et al., "What to Distill?", ICCV 2025): a curriculum of sampling ratios.
 
 Distil on the top-K(t) samples by KL_TS with fixed ratios (40, 50, 60%), a ratio decreasing from 60% to
 40% (the paper's linear K(t) = max(K_min, K_init - alpha*t), and the release's cosine), and an increasing

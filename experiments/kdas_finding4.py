@@ -1,4 +1,4 @@
-"""KDAS Finding 4 (Chae et al., "What to Distillation?", ICCV 2025): penalising low-quality knowledge.
+"""KDAS Finding 4 (Chae et al., "What to Distill?", ICCV 2025): penalising low-quality knowledge.
 
 Distil with KD, and with KD whose per-sample terms are down-weighted when the sample's teacher-label
 divergence KL_TG lies outside the batch's 20-80% quantile band (w = clamp(1 - lambda * distance, gamma, 1),

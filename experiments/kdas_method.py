@@ -1,4 +1,4 @@
-"""The KDAS method (Chae et al., "What to Distillation?", ICCV 2025): quantity sampling + quality weighting.
+"""The KDAS method (Chae et al., "What to Distill?", ICCV 2025): quantity sampling + quality weighting.
 
 KD vs KD+KDAS and DKD vs DKD+KDAS, with each KDAS component alone (the paper's ablation) and KD+KDAS with
 the official release's settings: accuracy, wall time and samples processed. Every run here runs its

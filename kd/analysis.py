@@ -17,6 +17,8 @@ from scipy import stats
 class Outputs:
     results: Path      # results/<name>/<profile>/
     figure: Path       # figures/<name>_<profile>.png
+    rule_id: str = ""  # the pre-registered rule and grid the table is judged under (see harness.rule_id)
+    stale: str = ""    # why the rows cannot be judged under it ("" when they can)
 
     @property
     def runs(self) -> Path:
@@ -69,6 +71,8 @@ class Contrast:
     outcome: str = "within noise"
 
     def interval(self, level: float = 1 - ALPHA) -> tuple[float, float]:
+        if self.se == 0:  # every seed gave the same difference
+            return self.diff, self.diff
         if not self.se > 0:
             return math.nan, math.nan
         half = stats.t.ppf(0.5 + level / 2, self.df) * self.se
@@ -77,6 +81,9 @@ class Contrast:
     @property
     def p(self) -> float:
         """Two-sided p of a - b = 0; for a non-inferiority test, one-sided p of a - b <= -margin."""
+        shift = self.margin if self.margin is not None else 0.0
+        if self.se == 0:  # no spread: the difference is certain
+            return float(self.diff + shift <= 0) if self.margin is not None else float(self.diff == 0)
         if not self.se > 0:
             return math.nan
         if self.margin is not None:
@@ -98,10 +105,13 @@ def contrast(a: pd.Series, b: pd.Series, margin: float | None = None) -> Contras
         n = len(d)
         se = d.std() / math.sqrt(n) if n > 1 else math.nan
         return Contrast(d.mean(), se, n - 1, n, True, margin)
+    n = min(len(a), len(b))
+    if n < 2:  # a missing condition or a single seed: no noise estimate
+        return Contrast(a.mean() - b.mean() if n else math.nan, math.nan, math.nan, n, False, margin)
     va, vb = a.var() / len(a), b.var() / len(b)
-    se = math.sqrt(va + vb) if min(len(a), len(b)) > 1 else math.nan
+    se = math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se > 0 else math.nan
-    return Contrast(a.mean() - b.mean(), se, df, min(len(a), len(b)), False, margin)
+    return Contrast(a.mean() - b.mean(), se, df, n, False, margin)
 
 
 def decide(contrasts: dict[str, Contrast], alpha: float = ALPHA) -> dict[str, Contrast]:
@@ -148,6 +158,38 @@ def compare(a: pd.Series, b: pd.Series) -> Comparison:
         return Comparison(diff, se, "within noise")
     outcome = "better" if diff > 2 * se else "worse" if diff < -2 * se else "within noise"
     return Comparison(diff, se, outcome)
+
+
+# ----------------------------------------------------------------------------------------- regime
+def last_quarter_gain(history: list[dict], metric: str = "test_top1") -> float:
+    """How much the metric still rose over the last quarter of training: its value at the end minus its
+    value at the last evaluation at or before 3/4 of the epochs (nan if there was none)."""
+    evaluated = [r for r in history if metric in r and r[metric] == r[metric]]
+    last = evaluated[-1]["epoch"] if evaluated else 0
+    earlier = [r for r in evaluated if r["epoch"] <= 0.75 * last]
+    return evaluated[-1][metric] - earlier[-1][metric] if earlier else math.nan
+
+
+def regime(rows: pd.DataFrame, criterion: dict, baseline: str) -> tuple[bool, str]:
+    """Is this the paper's regime (converged teacher and student)? The teacher's test and clean train top-1
+    and last-quarter gain, and the `baseline` students' last-quarter gain (mean over seeds), against the
+    profile's criterion: gains below criterion["max_gain"] pp, teacher train top-1 at least
+    criterion["min_train_gap"] pp above its test top-1. Returns (met, a markdown block)."""
+    base = rows[rows.condition == baseline]
+    facts = [("teacher test top-1", rows.teacher_test_top1.iloc[0], "", None),
+             ("teacher train top-1 (clean views of its pool) minus test top-1",
+              rows.teacher_train_top1.iloc[0] - rows.teacher_test_top1.iloc[0], ">=", criterion["min_train_gap"]),
+             ("teacher test top-1 gain over its last quarter of epochs", rows.teacher_last_quarter_gain.iloc[0],
+              "<", criterion["max_gain"]),
+             (f"'{baseline}' student test top-1 gain over its last quarter (mean of {len(base)} seeds)",
+              base.student_last_quarter_gain.mean(), "<", criterion["max_gain"])]
+    lines, met = ["| regime | value | criterion | met |", "| --- | --- | --- | --- |"], True
+    for name, value, op, bound in facts:
+        ok = None if bound is None else bool(value >= bound if op == ">=" else value < bound)
+        met &= ok is not False
+        lines.append(f"| {name} | {value:.2f} | {f'{op} {bound:g}' if bound is not None else ''} | "
+                     f"{'' if ok is None else 'yes' if ok else '**no**'} |")
+    return met, "\n".join(lines)
 
 
 def combine(verdicts: list[str]) -> str:
@@ -209,6 +251,11 @@ def save_figure(fig, path: Path):
 def write_table(out: Outputs, title: str, claim: str, paper: str, table: pd.DataFrame, verdict: str,
                 rule: str, notes: str = "") -> str:
     """The comparison table of a finding as markdown: claim, paper, our numbers, verdict and its rule."""
+    if out.stale:  # pre-registration: rows of another rule are shown, never judged under this one
+        verdict = "none"
+        rule = f"{out.stale} The current rule ({out.rule_id}) would be: {rule}"
+    elif out.rule_id:
+        rule = f"Rule `{out.rule_id}`, fixed before the runs (its id is in every row): {rule}"
     text = (f"# {title}\n\n**Claim.** {claim}\n\n**Paper.** {paper}\n\n"
             f"**Ours.**\n\n{table.to_markdown(index=False, floatfmt='.2f')}\n\n"
             f"**Verdict: {verdict}.** {rule}\n" + (f"\n{notes}\n" if notes else ""))

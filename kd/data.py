@@ -352,12 +352,13 @@ class DatasetInfo:
     image_size: int
     num_classes: int
     num_train: int      # for imagefolder: ImageNet-1k's, the tree a paper profile points at
+    views: int | None   # keyed training views per sample at the default padding (None: not keyed)
 
 
-DATASETS = {"fashion_mnist": DatasetInfo(_fashion_mnist, 1, 28, 10, 60000),
-            "cifar10": DatasetInfo(_cifar(10), 3, 32, 10, 50000),
-            "cifar100": DatasetInfo(_cifar(100), 3, 32, 100, 50000),
-            "imagefolder": DatasetInfo(_imagefolder, 3, 224, 1000, 1281167)}
+DATASETS = {"fashion_mnist": DatasetInfo(_fashion_mnist, 1, 28, 10, 60000, 5 * 5 * 2),
+            "cifar10": DatasetInfo(_cifar(10), 3, 32, 10, 50000, 9 * 9 * 2),
+            "cifar100": DatasetInfo(_cifar(100), 3, 32, 100, 50000, 9 * 9 * 2),
+            "imagefolder": DatasetInfo(_imagefolder, 3, 224, 1000, 1281167, None)}
 
 
 def load_dataset(name: str, data_dir=None, device="cpu", test_per_class: int | None = None,

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
+import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -27,16 +30,17 @@ import pandas as pd
 import torch
 
 from kd import records
-from kd.analysis import Outputs, plot_style
+from kd.analysis import Outputs, last_quarter_gain, plot_style, rule_of
 from kd.data import DATASETS, load_dataset, training_pool
 from kd.device import place, resolve_device
 from kd.errors import KDError
 from kd.isolation import ChildRunner, RunFailed, failure_message
+from kd.metrics import topk_accuracy
 from kd.models import create_model
 from kd.objectives import QualityWeights, make_objective
 from kd.recipe import Recipe
 from kd.samplers import Shuffle, make_kdas
-from kd.teachers import Teacher, external_logits_dir, load_checkpoint, load_teacher, teacher_spec
+from kd.teachers import Teacher, external_logits_dir, load_checkpoint, load_teacher, teacher_folder, teacher_spec
 from kd.train import fit
 
 matplotlib.use("Agg")
@@ -106,8 +110,8 @@ class Context:
     def teacher_spec(self, config: dict) -> dict:
         """The teacher's spec; it trains on the run's pool unless config["teacher"] names its own fraction."""
         t = config["teacher"]
-        return teacher_spec(t["model"], self.data, t.get("pool_fraction", config["pool_fraction"]),
-                            Recipe.from_dict(t["recipe"]), t["seed"], t["width"])
+        return teacher_spec(t["model"], self.data, teacher_pool_fraction(config), Recipe.from_dict(t["recipe"]),
+                            t["seed"], t["width"])
 
     def teacher(self, config: dict) -> tuple[Teacher, dict]:
         """The run's teacher and its checkpoint info: trained once, then cached on disk and here, or read
@@ -162,8 +166,29 @@ def distill(config: dict, ctx: Context, pool: torch.Tensor, objective=None, samp
     result, = fit([student], [objective], ctx.data, sampler, r, config["seed"], teacher, ctx.device,
                   log=ctx.log, name=f"{config['condition']} seed {config['seed']}")
     result["extra"] = {"teacher_test_top1": info["test_top1"], "train_size": len(pool),
-                       **result.get("extra", {})}
+                       "student_last_quarter_gain": last_quarter_gain(result["history"]),
+                       **(regime_of_teacher(config, ctx) if teacher is not None else {}), **result.get("extra", {})}
     return result
+
+
+def regime_of_teacher(config: dict, ctx: Context) -> dict:
+    """How converged the run's teacher is: its clean-view top-1 on the pool it trained on, and how much its
+    test top-1 still rose over its last quarter of epochs (from its training history)."""
+    def compute():
+        teacher, info = ctx.teacher(config)
+        facts = {"teacher_train_top1": math.nan, "teacher_last_quarter_gain": math.nan}
+        history = Path(info["path"]).parent / "history.pt"
+        if "checkpoint" not in config["teacher"] and history.is_file():
+            facts["teacher_last_quarter_gain"] = last_quarter_gain(records.load_saved(history))
+            pool = training_pool(ctx.data.targets("train"), teacher_pool_fraction(config))
+            logits = teacher.clean_logits("train", pool)
+            facts["teacher_train_top1"] = topk_accuracy(logits, ctx.data.targets("train")[pool.to(logits.device)])
+        return facts
+    return ctx.memo({"teacher regime": config["teacher"], "pool": config["pool_fraction"]}, compute)
+
+
+def teacher_pool_fraction(config: dict) -> float:
+    return config["teacher"].get("pool_fraction", config["pool_fraction"])
 
 
 # ----------------------------------------------------------------------------------------- outputs
@@ -174,35 +199,46 @@ def completed(out: Outputs) -> pd.DataFrame:
 
 # ----------------------------------------------------------------------------------------- costs
 def estimate_seconds(config: dict, device: torch.device, cache: dict) -> float:
-    """Rough cost of a run on this device: its training samples times a per-sample train-step time of
-    the student plus a teacher forward (none for a scratch student), timed here on random inputs of the
-    dataset's shape."""
+    """Rough cost of a run on this device: its training samples times a student train step, plus a teacher
+    forward per distinct (sample, view) pair it is expected to meet (the logit cache serves repeats; on
+    every step where views are not keyed), timed here on random inputs of the dataset's shape."""
     info = DATASETS[config["dataset"]]  # no data needs to be present for a dry run
     chans, size, classes = info.in_chans, info.image_size, info.num_classes
     t = config.get("teacher")
     batch = min(config["recipe"]["batch_size"], 128)  # per-sample cost hardly changes beyond this
-    key = (config["student"], config["student_width"], t and t["model"], t and t["width"], batch)
-    if key not in cache:
-        x = torch.randn(batch, chans, size, size, device=device).contiguous(memory_format=torch.channels_last)
-        s = place(create_model(config["student"], classes, chans, config["student_width"]), device)
-        teacher = None
-        if t is not None:
-            teacher = place(create_model(t["model"], classes, chans, t["width"]), device).eval()
-        times = []
-        for _ in range(5):  # the first passes pay for oneDNN's kernel set-up: keep the fastest
-            start = time.perf_counter()
-            s(x).sum().backward()
-            if teacher is not None:
-                with torch.no_grad():
-                    teacher(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-        cache[key] = min(times) / batch
-    return cache[key] * config["train_size"] * config["recipe"]["epochs"]
+    x = torch.randn(batch, chans, size, size, device=device).contiguous(memory_format=torch.channels_last)
+
+    def per_sample(name, width, step):
+        if (name, width, step, batch) not in cache:
+            model = place(create_model(name, classes, chans, width), device).train(step)
+            times = []
+            for _ in range(5):  # the first passes pay for oneDNN's kernel set-up: keep the fastest
+                start = time.perf_counter()
+                if step:
+                    model(x).sum().backward()
+                else:
+                    with torch.no_grad():
+                        model(x)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - start)
+            cache[name, width, step, batch] = min(times) / batch
+        return cache[name, width, step, batch]
+
+    n, epochs = config["train_size"], config["recipe"]["epochs"]
+    sec = per_sample(config["student"], config["student_width"], True) * n * epochs
+    if t is not None and "model" in t:
+        views = info.views
+        distinct = n * epochs if views is None else n * views * (1 - (1 - 1 / views) ** epochs)
+        sec += per_sample(t["model"], t["width"], False) * distinct
+    return sec
 
 
 # ----------------------------------------------------------------------------------------- main
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def parse_args(module, argv=None):
     ap = argparse.ArgumentParser(prog=f"experiments/{module.NAME}.sh",
                                  description=f"{module.TITLE}. Claim: {module.CLAIM}")
@@ -212,6 +248,9 @@ def parse_args(module, argv=None):
     ap.add_argument("--seeds", type=int, help="number of seeds (default: the profile's)")
     ap.add_argument("--data-dir", help="dataset folder (default: $KD_DATA, then the Debian package path)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
+    ap.add_argument("--jobs", type=int, default=available_cores(),
+                    help="runs trained at once, one process and one thread each, so that results do not "
+                         "depend on it (default: the cores available, here %(default)s)")
     only = ap.add_mutually_exclusive_group()
     only.add_argument("--dry-run", action="store_true", help="list the runs and their estimated cost; train nothing")
     only.add_argument("--plot-only", action="store_true",
@@ -238,6 +277,7 @@ def _main(module, args, isolate: bool) -> int:
     out = Outputs(args.results_root / module.NAME / args.profile,
                   args.figures_root / f"{module.NAME}_{args.profile}.png")
     configs = planned_runs(module, p, args.seeds)
+    out.rule_id = rule_id(module, configs)
     done = completed(out)
     done_ids = set(done["run_id"]) if "run_id" in done else set()
     todo = [c for c in configs if records.run_id(c) not in done_ids]
@@ -246,7 +286,7 @@ def _main(module, args, isolate: bool) -> int:
             raise KDError(f"No completed runs in {out.runs}; run the experiment without --plot-only first.")
         return _report(module, done, p, out, configs)
     if args.dry_run:
-        return dry_run(module, args, configs, todo)
+        return dry_run(module, args, p, configs, todo)
     failed = sweep(module, args, p, out, todo, isolate)
     code = _report(module, completed(out), p, out, configs)
     if failed:
@@ -254,6 +294,14 @@ def _main(module, args, isolate: bool) -> int:
               file=sys.stderr)
         return 1
     return code
+
+
+def rule_id(module, configs: list[dict]) -> str:
+    """The pre-registered design, hashed: the verdict rule's text, its parameters (the module's RULE) and the
+    grid's conditions (every config but its seed, so that more seeds of one design share the rule)."""
+    grid = sorted({records.run_id({k: v for k, v in c.items() if k != "seed"}) for c in configs})
+    return records.config_hash({"rule": rule_of(module.verdict_for), "parameters": getattr(module, "RULE", {}),
+                                "grid": grid}, 8)
 
 
 def planned_runs(module, p: dict, seeds: int | None) -> list[dict]:
@@ -267,9 +315,12 @@ def planned_runs(module, p: dict, seeds: int | None) -> list[dict]:
     return configs
 
 
-def dry_run(module, args, configs: list[dict], todo: list[dict]) -> int:
-    """List the runs, which are done, and the estimated cost of the rest; train nothing."""
+def dry_run(module, args, p: dict, configs: list[dict], todo: list[dict]) -> int:
+    """List the runs, which are done, and the estimated cost of the rest and of the teachers they still need
+    (timed here with one thread, as the runs train); train nothing."""
     device, cache = resolve_device(args.device), {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     todo_ids = {records.run_id(c) for c in todo}
     print(f"{module.NAME} --profile {args.profile}: {len(configs)} runs, {len(configs) - len(todo)} done, "
           f"{len(todo)} to run")
@@ -278,45 +329,122 @@ def dry_run(module, args, configs: list[dict], todo: list[dict]) -> int:
         state = "todo" if records.run_id(c) in todo_ids else "done"
         sec = estimate_seconds(c, device, cache) if state == "todo" else 0.0
         total += sec
-        print(f"  {state:4s} {records.run_id(c)}  {c['condition']:24s} seed {c['seed']}  "
+        print(f"  {state:4s} {records.run_id(c)}  {c['condition']:32s} seed {c['seed']}  "
               f"{c['train_size']:>7d} samples x {c['recipe']['epochs']} epochs  ~{sec / 60:.1f} min")
-    print(f"estimated {total / 60:.0f} min on {records.device_name(device)}, timed on random inputs: an "
-          f"upper bound, as the teacher's forward pass is counted on every step while the logit cache "
-          f"serves most of them in a sweep; training teachers not yet cached is not included")
+    teachers = {records.run_id(c["teacher"]): c for c in todo if c.get("teacher") and "model" in c["teacher"]}
+    teacher_sec = sum(estimate_seconds(teacher_run(c), device, cache) for c in teachers.values()
+                      if not teacher_cached(c, p, args.data_dir))
+    torch.set_num_threads(threads)
+    jobs = max(1, min(args.jobs, len(todo)))
+    print(f"estimated {total / 60:.0f} min of runs ({total / 60 / jobs:.0f} min with --jobs {jobs}) and "
+          f"{teacher_sec / 60:.0f} min of teacher training on {records.device_name(device)}, timed on random "
+          f"inputs with one thread (evaluation not included)")
     return 0
 
 
+def teacher_run(config: dict) -> dict:
+    """A teacher's training as a run, for cost estimates: its model from labels on its pool and recipe."""
+    t = config["teacher"]
+    return {"dataset": config["dataset"], "student": t["model"], "student_width": t["width"], "teacher": None,
+            "recipe": t["recipe"], "train_size": round(DATASETS[config["dataset"]].num_train
+                                                       * teacher_pool_fraction(config))}
+
+
+def teacher_cached(config: dict, p: dict, data_dir) -> bool:
+    try:
+        folder = teacher_folder(Context(p, "cpu", data_dir).teacher_spec(config))
+    except KDError:  # no data here: its identity, and so the teacher's cache key, is unknown
+        return False
+    return (folder / "final.pt").is_file()
+
+
 def sweep(module, args, p: dict, out: Outputs, todo: list[dict], isolate: bool) -> list[str]:
-    """Train the runs not yet done, one row each in runs.csv; a failed run is recorded and the sweep goes
-    on. Returns the ids of the failed runs."""
+    """Train the runs not yet done, `args.jobs` at once, one row each in runs.csv; a failed run is recorded
+    and the sweep goes on. Teachers the runs need are trained first, in parallel. Returns the failed ids."""
     device = resolve_device(args.device)  # a bad --device fails here, before any training
+    if args.jobs < 1:
+        raise KDError(f"--jobs must be >= 1, got {args.jobs}.")
     for folder in (out.results, out.figure.parent):
         records.check_writable(folder)
-    if isolate:  # a missing dataset fails when the child starts, before any training
-        runner = ChildRunner(_child_runs, importable_name(module), args.profile, args.device, args.data_dir, out)
+    teachers = {records.run_id(c["teacher"]): {**c, "prepare_teacher": True} for c in todo
+                if c.get("teacher") is not None}
+    if isolate:  # one thread per run: a run's numbers do not depend on --jobs or the core count
+        runners = [ChildRunner(_child_runs, importable_name(module), args.profile, args.device, args.data_dir, out)
+                   for _ in range(max(1, min(args.jobs, len(todo))))]
     else:
-        runner = _in_process_runs(module, Context(p, args.device, args.data_dir, out=out))
-    failed = []
-    start = time.perf_counter()
-    with (runner if isolate and todo else contextlib.nullcontext()):
-        for i, config in enumerate(todo):
-            rid = records.run_id(config)
-            _log(f"[{i + 1}/{len(todo)}] {module.NAME} {config['condition']} seed {config['seed']} ({rid})")
-            try:
-                result = runner(config)
-            except RunFailed as exc:  # record it, go on with the sweep; a re-run redoes it
-                _log(f"run {rid} failed: {exc}")
+        runners = [_in_process_runs(module, Context(p, args.device, args.data_dir, out=out))]
+    failed, lock, start = [], threading.Lock(), time.perf_counter()
+
+    def record(config, result=None, error=None):
+        rid = records.run_id(config)
+        with lock:
+            if error is not None:  # record it, go on with the sweep; a re-run redoes it
+                _log(f"run {rid} failed: {error}")
                 records.append_row(out.runs, {"run_id": rid, "status": "failed", **records.flatten(config),
-                                              "error": str(exc).strip().splitlines()[-1],
+                                              "error": str(error).strip().splitlines()[-1], "rule_id": out.rule_id,
                                               "git_commit": records.git_commit(), "command": records.command_line(),
                                               "device": records.device_name(device)})
                 failed.append(rid)
-                continue
+                return
             row = records.make_row(config, result, config["seed"], device,
-                                   {"profile": args.profile, **result.get("extra", {})})
+                                   {"profile": args.profile, "rule_id": out.rule_id, **result.get("extra", {})})
             records.write_history(out.history(rid), result["history"])
             records.append_row(out.runs, row)
-    _log(f"{len(todo) - len(failed)} runs trained in {(time.perf_counter() - start) / 60:.1f} min")
+
+    def work(runner, queue):
+        while True:
+            with lock:
+                if not queue:
+                    return
+                i, config = queue.pop(0)
+            if config.get("prepare_teacher"):
+                _log(f"teacher {config['teacher']['model']} for {module.NAME}")
+                try:
+                    runner(config)
+                except RunFailed as exc:  # its runs fail too, each with its own row
+                    _log(f"training a teacher failed: {exc}")
+                continue
+            _log(f"[{i + 1}/{len(todo)}] {module.NAME} {config['condition']} seed {config['seed']} "
+                 f"({records.run_id(config)})")
+            try:
+                record(config, runner(config))
+            except RunFailed as exc:
+                record(config, error=exc)
+
+    def phase(jobs: list[dict]):
+        queue = list(enumerate(jobs))
+        if len(runners) == 1:  # in this thread: Ctrl-C and errors surface as they happen
+            return work(runners[0], queue)
+        errors = []
+
+        def guarded(runner):
+            try:
+                work(runner, queue)
+            except BaseException as exc:  # stop the others too, and raise it in the main thread
+                errors.append(exc)
+                with lock:
+                    queue.clear()
+        threads = [threading.Thread(target=guarded, args=(r,)) for r in runners]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                t.join()
+        except BaseException:  # Ctrl-C: no new runs; leaving the with-block stops the children
+            with lock:
+                queue.clear()
+            raise
+        if errors:
+            raise errors[0]
+
+    with contextlib.ExitStack() as stack:
+        if isolate and todo:
+            for r in runners:
+                stack.enter_context(r)
+        phase(list(teachers.values()))
+        phase(todo)
+    _log(f"{len(todo) - len(failed)} runs trained in {(time.perf_counter() - start) / 60:.1f} min "
+         f"({len(runners)} at once)")
     return failed
 
 
@@ -335,8 +463,9 @@ def importable_name(module) -> str:
 
 
 def _child_runs(module_name: str, profile: str, device: str, data_dir, out: Outputs):
-    """In the child: the finding's context (device, data, teachers) once, then `run` per config."""
+    """In the child: one thread, the finding's context (device, data, teachers) once, then `run` per config."""
     import importlib
+    torch.set_num_threads(1)
     module = importlib.import_module(module_name)
     return _in_process_runs(module, Context(dict(module.PROFILES[profile]), device, data_dir, out=out))
 
@@ -346,6 +475,9 @@ def _in_process_runs(module, ctx: Context):
 
     def run(config):
         try:
+            if config.get("prepare_teacher"):  # train (or load) the teacher into the cache, nothing else
+                ctx.teacher(config)
+                return None
             return module.run(config, ctx)
         except Exception as exc:
             raise RunFailed(failure_message(exc)) from None
@@ -353,17 +485,24 @@ def _in_process_runs(module, ctx: Context):
 
 
 def _report(module, rows: pd.DataFrame, p: dict, out: Outputs, configs: list[dict]) -> int:
-    wanted = {records.run_id(c) for c in configs}
-    rows = rows[rows["run_id"].isin(wanted)] if "run_id" in rows else rows  # this grid's runs only
+    order = {records.run_id(c): i for i, c in enumerate(configs)}
+    rows = rows[rows["run_id"].isin(order)] if "run_id" in rows else rows  # this grid's runs only
+    rows = rows.sort_values("run_id", key=lambda ids: ids.map(order))  # grid order, whatever finished first
+    wanted = set(order)
     missing = len(wanted) - len(rows)
     if missing:  # a table over part of a grid would compare conditions with different seeds
         print(f"{missing} of {len(wanted)} runs of this grid are not complete in {out.runs}; the figure and "
               f"table need all of them: run the same command without --plot-only to finish the grid.",
               file=sys.stderr)
         return 1
+    ids = set(rows["rule_id"].dropna()) if "rule_id" in rows else set()
+    if ids != {out.rule_id}:
+        before = ", ".join(sorted(ids)) if ids else "v1 (before rule ids)"
+        out.stale = (f"These rows were run under rule {before}, not the current one: re-run under the current "
+                     f"rule (fresh seeds) for a verdict; an earlier verdict stays in the README.")
     plot_style()
     np.random.seed(0)  # seaborn's strip-plot jitter: the same rows give the same figure, byte for byte
     verdict = module.report(rows, p, out)
     print(out.table.read_text())
-    print(f"figure: {out.figure}\ntable: {out.table}\nverdict: {verdict}")
+    print(f"figure: {out.figure}\ntable: {out.table}\nverdict: {'none (rule changed)' if out.stale else verdict}")
     return 0

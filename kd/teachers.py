@@ -49,7 +49,7 @@ def _checkpoint(model, spec: dict, epoch: int, test_top1: float) -> dict:
             "test_top1": test_top1}
 
 
-def _folder(spec: dict) -> Path:
+def teacher_folder(spec: dict) -> Path:
     return cache_dir() / "teachers" / f"{spec['model']}-{spec_hash(spec)}"
 
 
@@ -63,7 +63,7 @@ def _train(spec: dict, data, device, snapshots=(), log=print) -> dict:
     """Train the teacher of `spec` from labels and write final.pt, history.pt and the snapshot epochs."""
     from kd.data import training_pool
 
-    folder = _folder(spec)
+    folder = teacher_folder(spec)
     log(f"training teacher {spec['model']} ({spec_hash(spec)}) for {spec['recipe']['epochs']} epochs; "
         f"cache: {folder}")
     torch.manual_seed(spec["seed"])
@@ -87,9 +87,9 @@ def _train(spec: dict, data, device, snapshots=(), log=print) -> dict:
 
 def train_teacher(spec: dict, data, device, snapshots=(), log=print):
     """Train (or re-train) the teacher of `spec` and cache it. Returns (model, info, fit result)."""
-    with FileLock(str(_folder(spec)) + ".lock"):
+    with FileLock(str(teacher_folder(spec)) + ".lock"):
         result = _train(spec, data, device, snapshots, log)
-    return (*load_checkpoint(_folder(spec) / "final.pt", data, device, spec["model"]), result)
+    return (*load_checkpoint(teacher_folder(spec) / "final.pt", data, device, spec["model"]), result)
 
 
 def teacher_model(spec: dict, data, device, snapshots=(), epoch: int | None = None, log=print):
@@ -99,8 +99,8 @@ def teacher_model(spec: dict, data, device, snapshots=(), epoch: int | None = No
     epoch = epoch or last
     if not 1 <= epoch <= last:
         raise KDError(f"A teacher snapshot must be at an epoch in [1, {last}], got {epoch}.")
-    wanted = _folder(spec) / ("final.pt" if epoch == last else f"epoch{epoch}.pt")
-    with FileLock(str(_folder(spec)) + ".lock"):
+    wanted = teacher_folder(spec) / ("final.pt" if epoch == last else f"epoch{epoch}.pt")
+    with FileLock(str(teacher_folder(spec)) + ".lock"):
         if wanted.exists():
             try:
                 check_saved(wanted)

@@ -136,3 +136,9 @@ def test_a_damaged_idx_file_is_named_with_how_to_fix_it(tmp_path, damage):
         bad.write_bytes(gzip.compress(gzip.decompress(raw)[:-10]))
     with pytest.raises(KDError, match=f"{bad} is damaged.*Nothing was trained; replace it"):
         load_dataset("fashion_mnist", data_dir=tmp_path)
+
+
+def test_what_is_known_before_loading_matches_the_data(fmnist):
+    info = kd_data.DATASETS["fashion_mnist"]
+    assert (info.in_chans, (info.image_size,) * 2, info.num_classes, info.num_train, info.views) == (
+        fmnist.in_chans, fmnist.image_size, fmnist.num_classes, fmnist.num_train, fmnist.num_views)

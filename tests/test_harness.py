@@ -24,7 +24,7 @@ def test_smoke_end_to_end_csv_figure_and_table_agree(tmp_path, capsys):
     assert main(tmp_path) == 0
     out = out_of(tmp_path)
     rows = pd.read_csv(out.runs)
-    assert len(rows) == 8 * 2 and set(rows.status) == {"done"} and rows.run_id.is_unique
+    assert len(rows) == 12 * 2 and set(rows.status) == {"done"} and rows.run_id.is_unique
     assert {"git_commit", "command", "seed", "device", "wall_s", "samples", "kl_tg_min", "kl_tg_max"} <= set(rows)
     assert out.figure.stat().st_size > 10_000
     table = out.table.read_text()
@@ -44,6 +44,20 @@ def test_smoke_end_to_end_csv_figure_and_table_agree(tmp_path, capsys):
     assert bands.loc["per_class:low", "kl_tg_max"] <= bands.loc["per_class:high", "kl_tg_max"]
     assert bands.loc["global:low", "kl_tg_max"] <= bands.loc["global:high", "kl_tg_min"] + 1e-9
     assert bands.loc["all", "train_size"] == 2 * bands.loc["random", "train_size"]
+    assert bands.loc["per_class:medium (equal steps)", "samples"] == bands.loc["all", "samples"]  # the control
+    assert rows.rule_id.nunique() == 1 and f"Rule `{rows.rule_id[0]}`" in table
+
+
+def test_rows_of_another_rule_are_shown_but_not_judged(tmp_path, monkeypatch, capsys):
+    assert main(tmp_path, "--seeds", "1", isolate=False) == 0
+    out = out_of(tmp_path)
+    before = pd.read_csv(out.runs)
+    monkeypatch.setattr(f3, "RULE", {**f3.RULE, "margin_pp": 0.25})  # a changed rule, after the runs
+    assert main(tmp_path, "--seeds", "1", "--plot-only", isolate=False) == 0
+    table = out.table.read_text()
+    assert "**Verdict: none.**" in table and f"rule {before.rule_id[0]}, not the current one" in table
+    assert capsys.readouterr().out.strip().endswith("verdict: none (rule changed)")
+    pd.testing.assert_frame_equal(pd.read_csv(out.runs), before)  # old rows are kept, never re-judged
 
 
 def test_resume_after_an_interrupted_sweep(tmp_path, monkeypatch):
@@ -64,8 +78,8 @@ def test_resume_after_an_interrupted_sweep(tmp_path, monkeypatch):
     calls.clear()
     monkeypatch.setattr(f3, "run", lambda config, ctx: calls.append(config["condition"]) or real_run(config, ctx))
     assert main(tmp_path, "--seeds", "1", isolate=False) == 0
-    assert len(calls) == 5 and not set(calls) & set(rows.condition)  # only the missing runs
-    assert len(pd.read_csv(out_of(tmp_path).runs)) == 8
+    assert len(calls) == 9 and not set(calls) & set(rows.condition)  # only the missing runs
+    assert len(pd.read_csv(out_of(tmp_path).runs)) == 12
 
 
 def test_failed_runs_are_recorded_and_redone(tmp_path, monkeypatch):
@@ -83,7 +97,7 @@ def test_failed_runs_are_recorded_and_redone(tmp_path, monkeypatch):
     monkeypatch.setattr(f3, "run", real_run)
     assert main(tmp_path, "--seeds", "1") == 0
     rows = pd.read_csv(out_of(tmp_path).runs)
-    assert len(rows) == 8 and set(rows.status) == {"done"}
+    assert len(rows) == 12 and set(rows.status) == {"done"}
 
 
 def test_plot_only_and_dry_run_train_nothing(tmp_path, monkeypatch, capsys):
@@ -91,7 +105,7 @@ def test_plot_only_and_dry_run_train_nothing(tmp_path, monkeypatch, capsys):
     assert "without --plot-only first" in capsys.readouterr().err
     assert main(tmp_path, "--dry-run") == 0
     listing = capsys.readouterr().out
-    assert "16 runs, 0 done, 16 to run" in listing and "per_class:medium" in listing and "estimated" in listing
+    assert "24 runs, 0 done, 24 to run" in listing and "per_class:medium" in listing and "estimated" in listing
     assert not (tmp_path / "results").exists()
 
     assert main(tmp_path, "--seeds", "1") == 0
@@ -102,7 +116,7 @@ def test_plot_only_and_dry_run_train_nothing(tmp_path, monkeypatch, capsys):
     assert main(tmp_path, "--seeds", "1", "--plot-only") == 0
     assert out.figure.exists() and out.table.exists()
     assert main(tmp_path, "--seeds", "1", "--dry-run") == 0
-    assert "8 runs, 8 done, 0 to run" in capsys.readouterr().out
+    assert "12 runs, 12 done, 0 to run" in capsys.readouterr().out
 
 
 def test_bad_input_before_compute(tmp_path, monkeypatch, capsys):
@@ -163,4 +177,19 @@ def test_every_experiment_lists_its_cpu_grid(name, tmp_path, capsys):
 def test_every_verdict_rule_says_what_noise_is(name):
     import importlib
     rule = analysis.rule_of(importlib.import_module(f"experiments.{name}").verdict_for)
-    assert "two standard errors are noise" in rule and "not reproduced:" in rule, rule
+    noise = ("two standard errors are noise", "paired differences")  # v1 rule; v2 (paired, Holm) rule
+    assert any(words in rule for words in noise) and "not reproduced:" in rule, rule
+
+
+def test_rows_are_identical_for_any_number_of_jobs(tmp_path):
+    """One thread per run in its own process: --jobs 1 and --jobs 2 give the same numbers, bit for bit."""
+    metrics = {}
+    for jobs in (1, 2):
+        argv = ["--profile", "smoke", "--seeds", "1", "--device", "cpu", "--jobs", str(jobs),
+                "--results-root", str(tmp_path / f"jobs{jobs}"), "--figures-root", str(tmp_path / f"jobs{jobs}")]
+        assert harness.main(f3, argv) == 0
+        rows = pd.read_csv(tmp_path / f"jobs{jobs}" / f3.NAME / "smoke" / "runs.csv").set_index("run_id").sort_index()
+        assert (rows.status == "done").all() and rows.rule_id.nunique() == 1
+        metrics[jobs] = rows.filter(regex="^(final|best)_|^samples$").drop(columns=["final_epoch_s", "best_epoch_s"])
+    pd.testing.assert_frame_equal(metrics[1], metrics[2], check_exact=True)
+    assert len(metrics[1]) == len(f3.grid(f3.PROFILES["smoke"], 1))

@@ -92,3 +92,16 @@ def test_the_mde_is_detected_with_80_percent_power(noise, sd):
     crit = stats.t.ppf(1 - 0.05 / 2, c.df)
     power = stats.t.sf(crit - c.mde / c.se, c.df)  # P(t > crit) when the mean sits one MDE above zero
     assert power == pytest.approx(0.8, abs=1e-9)
+
+
+def test_identical_differences_are_certain():
+    a = seeds([70.0, 71.0, 72.0])
+    c, = decide({"x": contrast(a + 1.0, a)}).values()
+    assert c.interval() == (1.0, 1.0) and c.p == 0 and c.outcome == "better"
+    c, = decide({"x": contrast(a, a)}).values()
+    assert c.p == 1 and c.outcome == "within noise"
+
+
+def test_a_missing_condition_is_no_evidence():
+    c, = decide({"x": contrast(seeds([]), seeds([70.0, 71.0]))}).values()
+    assert math.isnan(c.p) and c.outcome == "within noise"
