@@ -369,8 +369,8 @@ def sweep(module, args, p: dict, out: Outputs, todo: list[dict], isolate: bool) 
     teachers = {records.run_id(c["teacher"]): {**c, "prepare_teacher": True} for c in todo
                 if c.get("teacher") is not None}
     if isolate:  # one thread per run: a run's numbers do not depend on --jobs or the core count
-        runners = [ChildRunner(_child_runs, importable_name(module), args.profile, args.device, args.data_dir, out)
-                   for _ in range(max(1, min(args.jobs, len(todo))))]
+        runners = [ChildRunner(_child_runs, importable_name(module), args.profile, args.device, args.data_dir, out,
+                               threads=1) for _ in range(max(1, min(args.jobs, len(todo))))]
     else:
         runners = [_in_process_runs(module, Context(p, args.device, args.data_dir, out=out))]
     failed, lock, start = [], threading.Lock(), time.perf_counter()

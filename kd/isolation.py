@@ -5,8 +5,12 @@ teachers, rankings) is loaded once.
 """
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import signal
+import threading
+import time
 import traceback
 
 from kd.errors import KDError
@@ -31,8 +35,20 @@ def failure_message(exc: Exception) -> str:
     return "".join(traceback.format_exception(exc, limit=3))
 
 
+def _exit_with_parent(poll_s: float = 1.0):
+    """Die when the sweep that started this child dies (SIGKILL, a crash), instead of training on unseen."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _serve(conn, setup, args):
     """The child: build the per-run function once, then answer one config at a time until told to stop."""
+    _exit_with_parent()
     try:
         call = setup(*args)
     except Exception as exc:
@@ -49,19 +65,41 @@ def _serve(conn, setup, args):
         pass
 
 
+_env_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _environment(**values):
+    with _env_lock:
+        old = {k: os.environ.get(k) for k in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
 class ChildRunner:
     """`runner(config)` returns `setup(*args)(config)`, computed in a spawned child process; raises
     RunFailed when the run raised or its process died. A failure to set up (e.g. missing data) is a
     KDError: it would fail every run alike."""
 
-    def __init__(self, setup, *args):
+    def __init__(self, setup, *args, threads: int | None = None):
         self.setup, self.args, self.proc, self.conn = setup, args, None, None
+        # One thread means one OpenMP thread from the start: torch.set_num_threads(1) after import leaves the
+        # pool's other threads spinning, which took half of a 2-core machine from two parallel runs.
+        self.env = {} if threads is None else {v: str(threads) for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
 
     def _start(self):
         ctx = multiprocessing.get_context("spawn")  # fork would copy the parent's oneDNN/OpenMP state
         self.conn, child_conn = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(child_conn, self.setup, self.args), daemon=True)
-        self.proc.start()
+        with _environment(**self.env):  # read by OpenMP when the child imports torch, before any code runs
+            self.proc.start()
         child_conn.close()
         kind, value = self._receive("while starting")
         if kind != "ready":

@@ -85,7 +85,7 @@ def make_row(config: dict, result: dict, seed: int, device: torch.device, extra:
     row = {"run_id": run_id(config), "status": "done", **flatten(config),
            **{f"final_{k}": v for k, v in result["final"].items()},
            **{f"best_{k}": v for k, v in result["best"].items()},
-           "wall_s": result["wall_s"], "samples": result["samples"],
+           "wall_s": result["wall_s"], "cpu_s": result.get("cpu_s"), "samples": result["samples"],
            "teacher_forwards": result["teacher_forwards"], "seed": seed, "device": device_name(device),
            "git_commit": git_commit(), "command": command_line(),
            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {})}

@@ -124,7 +124,7 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
     """Train each model with its objective, all on the batches that `sampler` plans for each epoch.
     `on_epoch(epoch, student)` is called after each epoch's evaluation (teacher snapshots use it).
 
-    Returns, per model, {history, final, best, wall_s, samples, teacher_forwards}: `final` holds the last
+    Returns, per model, {history, final, best, wall_s, cpu_s, samples, teacher_forwards}: `final` holds the last
     epoch's metrics, `best` those of the epoch with the highest test top-1.
     """
     recipe.check()
@@ -135,7 +135,7 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
         raise KDError("This objective distils from a teacher, but no teacher was given.")
     teacher_test = teacher.clean_logits("test") if teacher is not None else None
     forwards_before = teacher.forwards if teacher is not None else 0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()  # CPU time: what a loaded machine cannot inflate
     for epoch in range(1, recipe.epochs + 1):
         t0 = time.perf_counter()
         train_epoch(students, data, sampler, teacher, seed, epoch, f"{name} epoch {epoch}/{recipe.epochs}")
@@ -160,14 +160,14 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
                         if "test_top1" in s.history[-1])
         log(f"{name} epoch {epoch}/{recipe.epochs}: {students[0].seen} samples, "
             f"{time.perf_counter() - t0:.1f}s" + (f", {msg}" if msg else ""))
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     if teacher is not None:
         teacher.flush()
     results = []
     for s in students:
         evaluated = [r for r in s.history if "test_top1" in r]
         best = max(evaluated, key=lambda r: r["test_top1"])
-        results.append({"history": s.history, "final": s.history[-1], "best": best, "wall_s": wall,
+        results.append({"history": s.history, "final": s.history[-1], "best": best, "wall_s": wall, "cpu_s": cpu,
                         "samples": s.samples,
                         "teacher_forwards": teacher.forwards - forwards_before if teacher is not None else 0})
     return results
