@@ -15,7 +15,6 @@ epoch against the unsafe kernel.
 from __future__ import annotations
 
 import contextlib
-import os
 
 import torch
 import torch.nn as nn
@@ -25,15 +24,14 @@ from kd.errors import KDError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA when present; on CPU every core is used."""
+    """'auto' picks CUDA when present. The thread count is left as it is: torch's default (the cores) in a
+    plain process, one in a sweep's run process (kd.isolation)."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise KDError(f"Device '{name}' was asked for but no CUDA GPU is visible; use --device cpu.")
     if name not in ("cpu",) and not name.startswith("cuda"):
         raise KDError(f"Unknown device '{name}'; use auto, cpu or cuda[:N].")
-    if name == "cpu":
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
     return torch.device(name)
 
 

@@ -478,7 +478,9 @@ def _in_process_runs(module, ctx: Context):
             if config.get("prepare_teacher"):  # train (or load) the teacher into the cache, nothing else
                 ctx.teacher(config)
                 return None
-            return module.run(config, ctx)
+            result = module.run(config, ctx)
+            result["device"] = records.device_name(ctx.device)  # as the run saw it (its thread count)
+            return result
         except Exception as exc:
             raise RunFailed(failure_message(exc)) from None
     return run

@@ -86,7 +86,8 @@ def make_row(config: dict, result: dict, seed: int, device: torch.device, extra:
            **{f"final_{k}": v for k, v in result["final"].items()},
            **{f"best_{k}": v for k, v in result["best"].items()},
            "wall_s": result["wall_s"], "cpu_s": result.get("cpu_s"), "samples": result["samples"],
-           "teacher_forwards": result["teacher_forwards"], "seed": seed, "device": device_name(device),
+           "teacher_forwards": result["teacher_forwards"], "seed": seed,
+           "device": result.get("device") or device_name(device),
            "git_commit": git_commit(), "command": command_line(),
            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **(extra or {})}
     return row

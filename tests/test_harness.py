@@ -190,6 +190,7 @@ def test_rows_are_identical_for_any_number_of_jobs(tmp_path):
         assert harness.main(f3, argv) == 0
         rows = pd.read_csv(tmp_path / f"jobs{jobs}" / f3.NAME / "smoke" / "runs.csv").set_index("run_id").sort_index()
         assert (rows.status == "done").all() and rows.rule_id.nunique() == 1
+        assert rows.device.str.startswith("cpu (1 threads").all()  # one thread per run, whatever --jobs
         metrics[jobs] = rows.filter(regex="^(final|best)_|^samples$").drop(columns=["final_epoch_s", "best_epoch_s"])
     pd.testing.assert_frame_equal(metrics[1], metrics[2], check_exact=True)
     assert len(metrics[1]) == len(f3.grid(f3.PROFILES["smoke"], 1))
