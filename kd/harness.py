@@ -7,9 +7,11 @@
     run(config, ctx)      train one run, return the fit result (and extra row fields under "extra")
     report(rows, p, out)  summary, figure and comparison table with the verdict; returns the verdict
 
-and ends with `harness.main(sys.modules[__name__])`. The harness gives it a command line (--profile,
---seeds, --data-dir, --device, --dry-run, --plot-only), resume (a run is identified by the hash of its
-full config; completed runs are skipped, failed ones redone), runs in a child process, and result files;
+and ends with `harness.main(sys.modules[__name__])`; a finding with a v2 rule also defines RULE (the rule's
+parameters, hashed into every row with the rule's text and the grid as `rule_id`). The harness gives it a
+command line (--profile, --seeds, --jobs, --data-dir, --device, --dry-run, --plot-only), resume (a run is
+identified by the hash of its full config; completed runs are skipped, failed ones redone), runs in child
+processes of one thread each, several at once, and result files;
 `report` builds on kd/analysis.py (summaries, comparisons, verdict lines, tables, plot style). Results go
 to results/<NAME>/<profile>/, the figure to figures/<NAME>_<profile>.png.
 """
