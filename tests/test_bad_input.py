@@ -109,6 +109,7 @@ EXPERIMENT_CASES = [(name, args, words) for name in EXPERIMENTS for args, words 
     (["--results-root", W("corrupt")], "is damaged and cannot be read"),
 ]] + [
     ("kdas_finding3", ["--seeds", "-2"], "--seeds must be >= 1"),
+    ("kdas_finding3", ["--jobs", "0"], "--jobs must be >= 1"),
     ("kdas_finding3", ["--seeds", "nan"], "invalid int value: 'nan'"),
     ("kdas_finding3", ["--profile", "huge"], "invalid choice: 'huge'"),
     ("kdas_finding3", ["--data-dir", W("empty")], "Fashion-MNIST was not found in"),
