@@ -167,6 +167,12 @@ def load_checkpoint(path, data, device, arch: str | None = None):
     return model, info
 
 
+# A sample's logits must not depend on how many other samples share its batch: cached tables are filled in
+# whatever chunks a run happens to miss, so otherwise a row would depend on which parallel run filled first
+# (--jobs). On CPU only a batch of one differed from batches of 2..512 (AMD EPYC, AVX-512); 16 leaves margin.
+MIN_BATCH = 16
+
+
 class Teacher:
     """The frozen teacher (or the mean-probability ensemble of several) as the loop sees it.
 
@@ -183,9 +189,12 @@ class Teacher:
 
     @torch.no_grad()
     def _forward(self, x):
-        self.forwards += len(x)
+        n = len(x)
+        self.forwards += n
+        if 0 < n < MIN_BATCH:  # oneDNN takes another kernel for a batch of one: pad, so bits never depend on it
+            x = torch.cat([x, x[:1].expand(MIN_BATCH - n, *x.shape[1:])])
         with autocast(x.device):
-            outs = [m(x).float() for m in self.models]
+            outs = [m(x)[:n].float() for m in self.models]
         return outs[0] if len(outs) == 1 else ensemble_logits(outs)
 
     def _table(self, kind: str) -> LogitTable | None:

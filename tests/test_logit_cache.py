@@ -48,6 +48,21 @@ def test_cached_logits_equal_a_fresh_forward_for_random_views(fmnist, teacher):
         assert torch.allclose(clean, teacher(fmnist.images("train", idx[:50])), atol=1e-5, rtol=1e-5)
 
 
+def test_a_samples_logits_do_not_depend_on_the_chunk_that_fills_them(fmnist, teacher):
+    """Which run of a parallel sweep fills a view first decides the chunk it is computed in: the bits must
+    not depend on it (--jobs 1 and --jobs 2 give identical rows)."""
+    idx = torch.arange(300) * 7
+    view = fmnist.epoch_views(0, 1)[idx]
+
+    def filled(n):
+        logits = Teacher([teacher], fmnist)
+        logits.prepare([idx[:n]], seed=0, epoch=1)
+        return logits.train_logits(Batch(None, None, idx[:n], view[:n]))
+    together = filled(len(idx))
+    for n in (0, 1, 2, 3, 5, 8, 15, 16, 17, 31, 64, 129):
+        assert torch.equal(filled(n), together[:n]), n
+
+
 def test_distillation_is_identical_with_and_without_the_cache(fmnist, teacher):
     pool = balanced_subset(fmnist.train_y, per_class=40, seed=0)
     (cached,), (rc,) = distill(fmnist, Teacher([teacher], fmnist, cache=True), pool)
