@@ -42,7 +42,8 @@ from kd.models import create_model
 from kd.objectives import QualityWeights, make_objective
 from kd.recipe import Recipe
 from kd.samplers import Shuffle, make_kdas
-from kd.teachers import Teacher, external_logits_dir, load_checkpoint, load_teacher, teacher_folder, teacher_spec
+from kd.teachers import (Teacher, external_logits_dir, load_checkpoint, load_teacher, pretrained_teacher,
+                         teacher_folder, teacher_spec)
 from kd.train import fit
 
 matplotlib.use("Agg")
@@ -52,9 +53,15 @@ PROFILES = ("smoke", "cpu", "paper")
 
 # ----------------------------------------------------------------------------------------- configs
 def teacher_config(p: dict) -> dict:
-    """The teacher part of a run config, from a profile's teacher settings."""
-    return {"model": p["teacher"], "width": p.get("teacher_width", 1.0), "recipe": p["teacher_recipe"].as_dict(),
-            "seed": p.get("teacher_seed", 0)}
+    """The teacher part of a run config, from a profile's teacher settings: trained here (label smoothing
+    only where set, so that older configs keep their ids) or timm's pretrained weights."""
+    t = {"model": p["teacher"], "width": p.get("teacher_width", 1.0), "recipe": p["teacher_recipe"].as_dict(),
+         "seed": p.get("teacher_seed", 0)}
+    if p.get("teacher_label_smoothing"):
+        t["label_smoothing"] = p["teacher_label_smoothing"]
+    if p.get("teacher_pretrained"):
+        t["pretrained"] = True
+    return t
 
 
 def base_config(name: str, p: dict, condition: str, seed: int, **fields) -> dict:
@@ -113,7 +120,7 @@ class Context:
         """The teacher's spec; it trains on the run's pool unless config["teacher"] names its own fraction."""
         t = config["teacher"]
         return teacher_spec(t["model"], self.data, teacher_pool_fraction(config), Recipe.from_dict(t["recipe"]),
-                            t["seed"], t["width"])
+                            t["seed"], t["width"], t.get("label_smoothing", 0.0))
 
     def teacher(self, config: dict) -> tuple[Teacher, dict]:
         """The run's teacher and its checkpoint info: trained once, then cached on disk and here, or read
@@ -121,10 +128,14 @@ class Context:
         training (early-stopped teachers)."""
         t = config["teacher"]
         cache = config.get("logit_cache")  # None: the KD_LOGIT_CACHE default; False: teacher on every batch
-        spec = {"checkpoint": t["checkpoint"]} if "checkpoint" in t else self.teacher_spec(config)
+        spec = ({"checkpoint": t["checkpoint"]} if "checkpoint" in t else {"pretrained": t["model"]}
+                if t.get("pretrained") else self.teacher_spec(config))
         key = records.run_id({"spec": spec, "epoch": t.get("epoch"), "cache": cache})
         if key not in self._teachers:
-            if "checkpoint" in t:
+            if t.get("pretrained"):
+                model, info = pretrained_teacher(t["model"], self.data, self.device)
+                self._teachers[key] = Teacher([model], self.data, None, cache), info
+            elif "checkpoint" in t:
                 model, info = load_checkpoint(t["checkpoint"], self.data, self.device, t.get("model"))
                 self._teachers[key] = Teacher([model], self.data, external_logits_dir(t["checkpoint"]), cache), info
             else:
@@ -179,8 +190,8 @@ def regime_of_teacher(config: dict, ctx: Context) -> dict:
     def compute():
         teacher, info = ctx.teacher(config)
         facts = {"teacher_train_top1": math.nan, "teacher_last_quarter_gain": math.nan}
-        history = Path(info["path"]).parent / "history.pt"
-        if "checkpoint" not in config["teacher"] and history.is_file():
+        history = Path(info["path"]).parent / "history.pt" if info.get("path") else None  # None: pretrained
+        if "checkpoint" not in config["teacher"] and history is not None and history.is_file():  # trained here
             facts["teacher_last_quarter_gain"] = last_quarter_gain(records.load_saved(history))
             pool = training_pool(ctx.data.targets("train"), teacher_pool_fraction(config))
             logits = teacher.clean_logits("train", pool)
@@ -207,7 +218,8 @@ def estimate_seconds(config: dict, device: torch.device, cache: dict) -> float:
     info = DATASETS[config["dataset"]]  # no data needs to be present for a dry run
     chans, size, classes = info.in_chans, info.image_size, info.num_classes
     t = config.get("teacher")
-    batch = min(config["recipe"]["batch_size"], 128)  # per-sample cost hardly changes beyond this
+    # per-sample cost hardly changes beyond these batches; ImageNet-sized ones keep a CPU dry run to seconds
+    batch = min(config["recipe"]["batch_size"], 128 if size <= 64 else 8)
     x = torch.randn(batch, chans, size, size, device=device).contiguous(memory_format=torch.channels_last)
 
     def per_sample(name, width, step):
@@ -333,7 +345,8 @@ def dry_run(module, args, p: dict, configs: list[dict], todo: list[dict]) -> int
         total += sec
         print(f"  {state:4s} {records.run_id(c)}  {c['condition']:32s} seed {c['seed']}  "
               f"{c['train_size']:>7d} samples x {c['recipe']['epochs']} epochs  ~{sec / 60:.1f} min")
-    teachers = {records.run_id(c["teacher"]): c for c in todo if c.get("teacher") and "model" in c["teacher"]}
+    teachers = {records.run_id(c["teacher"]): c for c in todo
+                if c.get("teacher") and "model" in c["teacher"] and not c["teacher"].get("pretrained")}
     teacher_sec = sum(estimate_seconds(teacher_run(c), device, cache) for c in teachers.values()
                       if not teacher_cached(c, p, args.data_dir))
     torch.set_num_threads(threads)

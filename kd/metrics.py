@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from kd.losses import pearson
+
 
 def topk_accuracy(logits: Tensor, targets: Tensor, k: int = 1) -> float:
     """Percent of samples whose label is among the k highest logits."""
@@ -37,6 +39,14 @@ def predictive_kl(student_logits: Tensor, teacher_logits: Tensor) -> float:
     return F.kl_div(log_s, log_t, log_target=True, reduction="batchmean").item()
 
 
+def pearson_inter_intra(student_logits: Tensor, teacher_logits: Tensor) -> tuple[float, float]:
+    """DIST's diagnostic of how well a student matches its teacher's relations (Huang et al. 2022, Sec. 3):
+    the mean Pearson correlation of student and teacher probabilities (T=1) per sample (inter-class: across
+    the classes of one input) and per class (intra-class: across the inputs, one class at a time)."""
+    p_s, p_t = F.softmax(student_logits.float(), 1), F.softmax(teacher_logits.float(), 1)
+    return pearson(p_s, p_t).mean().item(), pearson(p_s.T, p_t.T).mean().item()
+
+
 def ensemble_logits(member_logits: list[Tensor]) -> Tensor:
     """An ensemble predicts the mean of its members' probabilities; returned as log-probabilities, which
     every metric here (and softmax) treats as logits."""
@@ -50,4 +60,5 @@ def classification_metrics(logits: Tensor, targets: Tensor, teacher_logits: Tens
     if teacher_logits is not None:
         out["agreement"] = agreement(logits, teacher_logits)
         out["kl_teacher_student"] = predictive_kl(logits, teacher_logits)
+        out["pearson_inter"], out["pearson_intra"] = pearson_inter_intra(logits, teacher_logits)
     return out

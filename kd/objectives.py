@@ -35,12 +35,14 @@ class Distillation:
     plain cross-entropy with weight 1, the scratch student's objective (alpha -> 0 in (1 - alpha) CE +
     alpha KD); keeping ce_weight = 0.1 would cut the step size tenfold instead.
     `sample_weights(teacher_logits, targets, epoch)` gives per-sample weights (KDAS quality calibration);
-    None weighs every sample 1.
+    None weighs every sample 1. `label_smoothing` smooths the hard-label term (a stronger student recipe,
+    DIST's B2 setting).
     """
     ce_weight: float = 1.0
     kd_weight: float = 1.0
     stop_epoch: int | None = None
     sample_weights: object = None
+    label_smoothing: float = 0.0
 
     def term(self, s: Tensor, t: Tensor, y: Tensor, epoch: int) -> Tensor:
         raise NotImplementedError
@@ -50,11 +52,12 @@ class Distillation:
 
     def __call__(self, s: Tensor, t: Tensor | None, y: Tensor, idx: Tensor, epoch: int) -> dict:
         if not self.uses_teacher(epoch):
-            return {"ce": losses.cross_entropy(s, y)}
+            return {"ce": losses.cross_entropy(s, y, self.label_smoothing)}
         per_sample = self.term(s.float(), t.float(), y, epoch)
         if self.sample_weights is not None:
             per_sample = per_sample * self.sample_weights(t.float(), y, epoch)
-        return {"ce": self.ce_weight * losses.cross_entropy(s, y), "kd": self.kd_weight * per_sample.mean()}
+        return {"ce": self.ce_weight * losses.cross_entropy(s, y, self.label_smoothing),
+                "kd": self.kd_weight * per_sample.mean()}
 
 
 @dataclass
@@ -155,6 +158,8 @@ def make_objective(loss: str, epochs: int, **options):
             raise KDError(f"The loss weight {name} must be >= 0, got {options[name]}.")
     if options.get("direction", "forward") not in ("forward", "reverse"):
         raise KDError(f"The KD direction must be 'forward' or 'reverse', got {options['direction']!r}.")
+    if not 0 <= options.get("label_smoothing", 0.0) < 1:
+        raise KDError(f"Label smoothing must be in [0, 1), got {options['label_smoothing']}.")
     stop = options.get("stop_epoch")
     if stop is not None and not 1 <= stop <= epochs:
         raise KDError(f"The KD stop epoch must be between 1 and the last epoch ({epochs}), got {stop}.")

@@ -12,6 +12,7 @@ import hashlib
 import os
 from pathlib import Path
 
+import timm
 import torch
 from filelock import FileLock
 
@@ -123,6 +124,27 @@ def load_teacher(spec: dict, data, device, epoch: int | None = None, log=print, 
     next to the checkpoint."""
     model, info = teacher_model(spec, data, device, epoch=epoch, log=log)
     return Teacher([model], data, Path(info["path"]).with_suffix(".logits"), cache), info
+
+
+def pretrained_teacher(name: str, data, device):
+    """A timm model with its published ImageNet weights (e.g. "resnet50", "resnet50.a1_in1k"), for ImageNet-
+    sized data with 1000 classes. Returns (model in eval mode, info with its test top-1 measured here)."""
+    if data.num_classes != 1000:
+        raise KDError(f"Pretrained teacher '{name}' predicts ImageNet's 1000 classes; this dataset has "
+                      f"{data.num_classes}. Train the teacher here instead (no teacher_pretrained).")
+    try:
+        model = timm.create_model(name, pretrained=True, num_classes=1000, in_chans=data.in_chans)
+    except Exception as exc:  # no network, no hub cache, a name without weights
+        raise KDError(f"Could not load timm's pretrained weights for '{name}' ({type(exc).__name__}: "
+                      f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}). With network "
+                      f"access timm downloads them into the Hugging Face cache (~/.cache/huggingface, or "
+                      f"$HF_HOME): run `python -c \"import timm; timm.create_model('{name}', pretrained=True)\"` "
+                      f"once where the network allows and copy that cache here, or train the teacher "
+                      f"with this repo instead.") from None
+    model = place(model, device).eval().requires_grad_(False)
+    info = {"arch": name, "path": None, "epoch": None,
+            "test_top1": topk_accuracy(predict(model, data, "test"), data.targets("test").to(device))}
+    return model, info
 
 
 def load_checkpoint(path, data, device, arch: str | None = None):

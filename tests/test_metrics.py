@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import torch
 
 from kd import metrics
@@ -31,4 +32,16 @@ def test_predictive_kl_and_ensemble():
     ens = metrics.ensemble_logits([a, b]).softmax(1)
     assert torch.allclose(ens, torch.tensor([[0.5, 0.5]]), atol=1e-4)  # mean of probabilities
     out = metrics.classification_metrics(s, torch.tensor([1]), t)
-    assert set(out) == {"top1", "top5", "nll", "ece", "agreement", "kl_teacher_student"}
+    assert set(out) == {"top1", "top5", "nll", "ece", "agreement", "kl_teacher_student", "pearson_inter",
+                        "pearson_intra"}
+
+
+def test_pearson_inter_intra_against_numpy():
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.randn(50, 7, generator=g), torch.randn(50, 7, generator=g)
+    inter, intra = metrics.pearson_inter_intra(s, t)
+    p_s, p_t = s.softmax(1).double().numpy(), t.softmax(1).double().numpy()
+    corr = lambda a, b: float(np.corrcoef(a, b)[0, 1])  # noqa: E731
+    assert math.isclose(inter, np.mean([corr(p_s[i], p_t[i]) for i in range(50)]), abs_tol=1e-5)
+    assert math.isclose(intra, np.mean([corr(p_s[:, c], p_t[:, c]) for c in range(7)]), abs_tol=1e-5)
+    assert all(math.isclose(v, 1.0, abs_tol=1e-5) for v in metrics.pearson_inter_intra(t, t))

@@ -64,6 +64,14 @@ def test_eskd_after_the_stop_is_the_scratch_objective():
     assert set(after) == {"ce"} and torch.equal(after["ce"], CrossEntropy()(s, None, y, idx, 3)["ce"])
 
 
+def test_label_smoothing_of_a_distillation_objective_smooths_its_hard_label_term_only():
+    s, t, y, idx = torch.randn(4, 5), torch.randn(4, 5), torch.tensor([0, 1, 2, 3]), torch.arange(4)
+    smooth, plain = make_objective("dist", 10, label_smoothing=0.1), make_objective("dist", 10)
+    assert torch.equal(smooth(s, t, y, idx, 1)["kd"], plain(s, t, y, idx, 1)["kd"])
+    assert torch.allclose(smooth(s, t, y, idx, 1)["ce"], CrossEntropy(0.1)(s, None, y, idx, 1)["ce"])
+    assert not torch.allclose(smooth(s, t, y, idx, 1)["ce"], plain(s, t, y, idx, 1)["ce"])
+
+
 def test_dkd_warmup_ramps_the_term():
     s, t, y = torch.randn(4, 5), torch.randn(4, 5), torch.tensor([0, 1, 2, 3])
     dkd = DKD(warmup=4)
@@ -99,7 +107,8 @@ def test_recipe_ranges(bad, match):
 @pytest.mark.parametrize("loss, options, match", [
     ("kd", dict(temperature=0.0), "temperature must be > 0"), ("kd", dict(stop_epoch=11), "stop epoch"),
     ("dkd", dict(beta=-1.0), "beta"), ("kd", dict(direction="up"), "direction"), ("mse", {}, "Unknown loss"),
-    ("dist", dict(tau=4.0), "no option tau"), ("dist", dict(temperature=-1.0), "temperature must be > 0")])
+    ("dist", dict(tau=4.0), "no option tau"), ("dist", dict(temperature=-1.0), "temperature must be > 0"),
+    ("kd", dict(label_smoothing=1.0), "Label smoothing")])
 def test_objective_options_are_checked(loss, options, match):
     with pytest.raises(KDError, match=match):
         make_objective(loss, epochs=10, **options)
