@@ -54,11 +54,13 @@ PROFILES = ("smoke", "cpu", "paper")
 # ----------------------------------------------------------------------------------------- configs
 def teacher_config(p: dict) -> dict:
     """The teacher part of a run config, from a profile's teacher settings: trained here (label smoothing
-    only where set, so that older configs keep their ids) or timm's pretrained weights."""
+    and its own pool only where set, so that older configs keep their ids) or timm's pretrained weights."""
     t = {"model": p["teacher"], "width": p.get("teacher_width", 1.0), "recipe": p["teacher_recipe"].as_dict(),
          "seed": p.get("teacher_seed", 0)}
     if p.get("teacher_label_smoothing"):
         t["label_smoothing"] = p["teacher_label_smoothing"]
+    if p.get("teacher_pool_fraction"):  # a teacher trained on more (or other) data than the student sees
+        t["pool_fraction"] = p["teacher_pool_fraction"]
     if p.get("teacher_pretrained"):
         t["pretrained"] = True
     return t

@@ -128,6 +128,8 @@ def test_dist_grid_shares_the_f3_teacher_and_smooths_only_the_strong_student():
     assert by["scratch"]["teacher"] is None and by["scratch | strong student"]["loss_options"] == {
         "label_smoothing": 0.1}
     assert by["resnet32: DKD"]["loss_options"]["warmup"] == 12  # 20 of 240 epochs, scaled to 144
+    top = by["resnet20, 6,000 images: KD"]["teacher"]  # the learning-curve teacher, from the cache
+    assert top["pool_fraction"] == 0.1 and top["recipe"]["epochs"] == 60 and "pool_fraction" not in f3_teacher
 
 
 def test_a_teacher_not_trained_here_is_na_in_the_regime_but_an_unmeasured_student_is_not_met():
