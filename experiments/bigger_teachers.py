@@ -16,7 +16,6 @@ import seaborn as sns
 
 from experiments import cho_common
 from kd import analysis, harness
-from kd.models import count_params, create_model
 
 NAME = "bigger_teachers"
 TITLE = "Bigger models are not better teachers"
@@ -41,13 +40,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
     return cho_common.configs(NAME, p, seeds, conditions)
 
 
-def run(config: dict, ctx) -> dict:
-    result = harness.distill(config, ctx, ctx.pool(config["pool_fraction"]))
-    if config["teacher"] is not None:
-        t = config["teacher"]
-        result["extra"]["teacher_params"] = count_params(create_model(t["model"], ctx.data.num_classes,
-                                                                      ctx.data.in_chans, t["width"]))
-    return result
+run = harness.distill_on_pool
 
 
 # ------------------------------------------------------------------------------------------ analysis

@@ -16,7 +16,6 @@ import seaborn as sns
 
 from experiments.settings import KD_OPTIONS, pool_size
 from kd import analysis, harness
-from kd.models import count_params, create_model
 from kd.recipe import IMAGENET_RECIPE, Recipe
 
 NAME = "dist_stronger_teacher"
@@ -82,7 +81,7 @@ PROFILES = {
     # 50 / 101 / 152 teachers with timm's pretrained weights, DIST's recipe (100 epochs, SGD 0.1, batch 256,
     # x0.1 at 30/60/90), T = 1 for DIST and DKD (the ImageNet settings).
     "paper": dict(dataset="imagefolder", pool_fraction=1.0, seeds=1, student="resnet18",
-                  ladder=[{**teacher(f"ResNet-{d}", f"resnet{d}"), "teacher_pretrained": True}
+                  ladder=[{**teacher(f"ResNet-{d}", f"resnet{d}.tv_in1k"), "teacher_pretrained": True}
                           for d in (34, 50, 101, 152)],
                   strong_teacher={**teacher("ResNet-50 (timm a1 recipe)", "resnet50.a1_in1k"),
                                   "teacher_pretrained": True},
@@ -132,13 +131,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
     return out
 
 
-def run(config: dict, ctx) -> dict:
-    result = harness.distill(config, ctx, ctx.pool(config["pool_fraction"]))
-    if config["teacher"] is not None:
-        t = config["teacher"]
-        result["extra"]["teacher_params"] = count_params(create_model(t["model"], ctx.data.num_classes,
-                                                                      ctx.data.in_chans, t["width"]))
-    return result
+run = harness.distill_on_pool
 
 
 # ------------------------------------------------------------------------------------------ analysis

@@ -50,8 +50,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
     return kdas_common.configs(NAME, p, seeds, conditions)
 
 
-def run(config: dict, ctx) -> dict:
-    return harness.distill(config, ctx, ctx.pool(config["pool_fraction"]))
+run = harness.distill_on_pool
 
 
 # ------------------------------------------------------------------------------------------ analysis

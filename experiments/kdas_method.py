@@ -57,8 +57,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
     return [{**c, "logit_cache": False} for c in configs]
 
 
-def run(config: dict, ctx) -> dict:
-    return harness.distill(config, ctx, ctx.pool(config["pool_fraction"]))
+run = harness.distill_on_pool
 
 
 # ------------------------------------------------------------------------------------------ analysis

@@ -38,7 +38,7 @@ from kd.device import place, resolve_device
 from kd.errors import KDError
 from kd.isolation import ChildRunner, RunFailed, failure_message
 from kd.metrics import topk_accuracy
-from kd.models import create_model
+from kd.models import count_params, create_model
 from kd.objectives import QualityWeights, make_objective
 from kd.recipe import Recipe
 from kd.samplers import Shuffle, make_kdas
@@ -183,6 +183,17 @@ def distill(config: dict, ctx: Context, pool: torch.Tensor, objective=None, samp
     result["extra"] = {"teacher_test_top1": info["test_top1"], "train_size": len(pool),
                        "student_last_quarter_gain": last_quarter_gain(result["history"]),
                        **(regime_of_teacher(config, ctx) if teacher is not None else {}), **result.get("extra", {})}
+    return result
+
+
+def distill_on_pool(config: dict, ctx: Context) -> dict:
+    """The run of findings that distil on a whole training pool (config["pool_fraction"]): `distill`, with
+    the teacher's parameter count in the row."""
+    result = distill(config, ctx, ctx.pool(config["pool_fraction"]))
+    if config["teacher"] is not None and "model" in config["teacher"]:
+        t = config["teacher"]
+        result["extra"]["teacher_params"] = count_params(create_model(t["model"], ctx.data.num_classes,
+                                                                      ctx.data.in_chans, t["width"]))
     return result
 
 
@@ -428,8 +439,8 @@ def sweep(module, args, p: dict, out: Outputs, todo: list[dict], isolate: bool) 
             except RunFailed as exc:
                 record(config, error=exc)
 
-    def phase(jobs: list[dict]):
-        queue = list(enumerate(jobs))
+    def phase(jobs: list[tuple[int, dict]]):
+        queue = list(jobs)
         if len(runners) == 1:  # in this thread: Ctrl-C and errors surface as they happen
             return work(runners[0], queue)
         errors = []
@@ -458,8 +469,10 @@ def sweep(module, args, p: dict, out: Outputs, todo: list[dict], isolate: bool) 
         if isolate and todo:
             for r in runners:
                 stack.enter_context(r)
-        phase(list(teachers.values()))
-        phase(todo)
+        numbered = list(enumerate(todo))
+        # runs that need no teacher keep the other cores busy while the teachers train
+        phase([(-1, t) for t in teachers.values()] + [(i, c) for i, c in numbered if c.get("teacher") is None])
+        phase([(i, c) for i, c in numbered if c.get("teacher") is not None])
     _log(f"{len(todo) - len(failed)} runs trained in {(time.perf_counter() - start) / 60:.1f} min "
          f"({len(runners)} at once)")
     return failed

@@ -158,7 +158,7 @@ def test_paper_profile_models_and_recipe_on_generated_cifar100_tensors(tmp_path)
 
 
 EXPERIMENTS = ["kdas_finding1", "kdas_finding2", "kdas_finding3", "kdas_finding4", "kdas_method",
-               "bigger_teachers", "eskd", "early_stopped_teachers"]
+               "bigger_teachers", "eskd", "early_stopped_teachers", "dist_stronger_teacher", "vanillakd_data_scale"]
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
@@ -194,3 +194,26 @@ def test_rows_are_identical_for_any_number_of_jobs(tmp_path):
         metrics[jobs] = rows.filter(regex="^(final|best)_|^samples$").drop(columns=["final_epoch_s", "best_epoch_s"])
     pd.testing.assert_frame_equal(metrics[1], metrics[2], check_exact=True)
     assert len(metrics[1]) == len(f3.grid(f3.PROFILES["smoke"], 1))
+
+
+def test_runs_without_a_teacher_fill_the_cores_while_teachers_train(tmp_path, monkeypatch):
+    """The sweep's first phase trains the teachers and, beside them, the runs that need none (scratch
+    students); the distilled runs follow."""
+    import types
+
+    from experiments import vanillakd_data_scale as vkd
+    order = []
+    monkeypatch.setattr(harness.Context, "teacher", lambda self, config: order.append("teacher"))
+
+    def run(config, ctx):
+        order.append("scratch" if config["teacher"] is None else "distilled")
+        raise ValueError("not trained in this test")
+    module = types.SimpleNamespace(**{k: getattr(vkd, k) for k in ("NAME", "TITLE", "CLAIM", "PROFILES",
+                                                                    "grid", "report", "verdict_for", "RULE")},
+                                   run=run, __name__="fake")
+    argv = ["--profile", "smoke", "--seeds", "1", "--device", "cpu", "--results-root", str(tmp_path),
+            "--figures-root", str(tmp_path)]
+    assert harness.main(module, argv, isolate=False) == 1  # every run failed, by design
+    scratch = order.count("scratch")
+    assert scratch == 2 and order[:1 + scratch] == ["teacher"] + ["scratch"] * scratch
+    assert set(order[1 + scratch:]) == {"distilled"}
