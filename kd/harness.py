@@ -37,14 +37,14 @@ from kd.data import DATASETS, load_dataset, training_pool
 from kd.device import place, resolve_device
 from kd.errors import KDError
 from kd.isolation import ChildRunner, RunFailed, failure_message
-from kd.metrics import topk_accuracy
-from kd.models import count_params, create_model
+from kd.metrics import classification_metrics, topk_accuracy
+from kd.models import blend_into, count_params, create_model
 from kd.objectives import QualityWeights, make_objective
 from kd.recipe import Recipe
 from kd.samplers import Shuffle, make_kdas
-from kd.teachers import (Teacher, external_logits_dir, load_checkpoint, load_teacher, pretrained_teacher,
-                         teacher_folder, teacher_spec)
-from kd.train import fit
+from kd.teachers import (Teacher, external_logits_dir, load_checkpoint, load_ensemble, load_teacher,
+                         pretrained_teacher, teacher_folder, teacher_spec)
+from kd.train import fit, predict
 
 matplotlib.use("Agg")
 REPO = records.REPO
@@ -63,7 +63,19 @@ def teacher_config(p: dict) -> dict:
         t["pool_fraction"] = p["teacher_pool_fraction"]
     if p.get("teacher_pretrained"):
         t["pretrained"] = True
+    if p.get("teacher_members", 1) > 1:  # an ensemble of independently seeded teachers: seed, seed + 1, ...
+        t["members"] = p["teacher_members"]
     return t
+
+
+def member_configs(config: dict) -> list[dict]:
+    """The run's teacher as single teachers: each member of an ensemble on its own (its own seed), else the
+    teacher itself. The sweep trains these once each, in parallel, before the runs."""
+    t = config["teacher"]
+    if t.get("members", 1) == 1:
+        return [config]
+    single = {k: v for k, v in t.items() if k != "members"}
+    return [{**config, "teacher": {**single, "seed": t["seed"] + k}} for k in range(t["members"])]
 
 
 def base_config(name: str, p: dict, condition: str, seed: int, **fields) -> dict:
@@ -85,6 +97,11 @@ def check_config(config: dict):
     elif t is not None:
         create_model(t["model"], 10, 1, t.get("width", 1.0))
         Recipe.from_dict(t["recipe"])
+    if config.get("teacher_init") is not None:
+        lam = config["teacher_init"]
+        if t is None or t.get("members", 1) > 1 or not 0 <= lam <= 1:
+            raise KDError(f"A student initialised from its teacher (teacher_init = {lam}) needs one teacher of "
+                          f"its own architecture and lambda in [0, 1].")
     if config.get("loss"):
         objective_of(config)
     sampler_of(config, torch.arange(10))
@@ -131,12 +148,15 @@ class Context:
         t = config["teacher"]
         cache = config.get("logit_cache")  # None: the KD_LOGIT_CACHE default; False: teacher on every batch
         spec = ({"checkpoint": t["checkpoint"]} if "checkpoint" in t else {"pretrained": t["model"]}
-                if t.get("pretrained") else self.teacher_spec(config))
+                if t.get("pretrained") else [self.teacher_spec(c) for c in member_configs(config)]
+                if t.get("members", 1) > 1 else self.teacher_spec(config))
         key = records.run_id({"spec": spec, "epoch": t.get("epoch"), "cache": cache})
         if key not in self._teachers:
             if t.get("pretrained"):
                 model, info = pretrained_teacher(t["model"], self.data, self.device)
                 self._teachers[key] = Teacher([model], self.data, None, cache), info
+            elif t.get("members", 1) > 1:
+                self._teachers[key] = load_ensemble(spec, self.data, self.device, self.log, cache)
             elif "checkpoint" in t:
                 model, info = load_checkpoint(t["checkpoint"], self.data, self.device, t.get("model"))
                 self._teachers[key] = Teacher([model], self.data, external_logits_dir(t["checkpoint"]), cache), info
@@ -178,12 +198,24 @@ def distill(config: dict, ctx: Context, pool: torch.Tensor, objective=None, samp
     sampler = sampler or sampler_of(config, pool)
     torch.manual_seed(config["seed"])
     student = create_model(config["student"], ctx.data.num_classes, ctx.data.in_chans, config["student_width"])
+    if config.get("teacher_init") is not None:  # lambda * teacher + (1 - lambda) * this random init
+        blend_into(student, teacher.models[0], config["teacher_init"])
     result, = fit([student], [objective], ctx.data, sampler, r, config["seed"], teacher, ctx.device,
                   log=ctx.log, name=f"{config['condition']} seed {config['seed']}")
     result["extra"] = {"teacher_test_top1": info["test_top1"], "train_size": len(pool),
                        "student_last_quarter_gain": last_quarter_gain(result["history"]),
-                       **(regime_of_teacher(config, ctx) if teacher is not None else {}), **result.get("extra", {})}
+                       **(regime_of_teacher(config, ctx) if teacher is not None else {}),
+                       **(train_fidelity(student, teacher, ctx.data, pool) if teacher is not None else {}),
+                       **result.get("extra", {})}
     return result
+
+
+def train_fidelity(student, teacher: Teacher, data, pool: torch.Tensor) -> dict:
+    """The trained student against its teacher on the clean views of its own training pool (Stanton et al.:
+    fidelity on the training data): top-1, ECE, agreement and KL(p_t || p_s) as final_train_clean_*."""
+    logits, teacher_logits = predict(student, data, "train", pool), teacher.clean_logits("train", pool)
+    targets = data.targets("train")[pool.to(logits.device)]
+    return {f"final_train_clean_{k}": v for k, v in classification_metrics(logits, targets, teacher_logits).items()}
 
 
 def distill_on_pool(config: dict, ctx: Context) -> dict:
@@ -358,8 +390,9 @@ def dry_run(module, args, p: dict, configs: list[dict], todo: list[dict]) -> int
         total += sec
         print(f"  {state:4s} {records.run_id(c)}  {c['condition']:32s} seed {c['seed']}  "
               f"{c['train_size']:>7d} samples x {c['recipe']['epochs']} epochs  ~{sec / 60:.1f} min")
-    teachers = {records.run_id(c["teacher"]): c for c in todo
-                if c.get("teacher") and "model" in c["teacher"] and not c["teacher"].get("pretrained")}
+    teachers = {records.run_id(m["teacher"]): m for c in todo
+                if c.get("teacher") and "model" in c["teacher"] and not c["teacher"].get("pretrained")
+                for m in member_configs(c)}
     teacher_sec = sum(estimate_seconds(teacher_run(c), device, cache) for c in teachers.values()
                       if not teacher_cached(c, p, args.data_dir))
     torch.set_num_threads(threads)
@@ -394,8 +427,8 @@ def sweep(module, args, p: dict, out: Outputs, todo: list[dict], isolate: bool) 
         raise KDError(f"--jobs must be >= 1, got {args.jobs}.")
     for folder in (out.results, out.figure.parent):
         records.check_writable(folder)
-    teachers = {records.run_id(c["teacher"]): {**c, "prepare_teacher": True} for c in todo
-                if c.get("teacher") is not None}
+    teachers = {records.run_id(m["teacher"]): {**m, "prepare_teacher": True} for c in todo
+                if c.get("teacher") is not None for m in member_configs(c)}
     if isolate:  # one thread per run: a run's numbers do not depend on --jobs or the core count
         runners = [ChildRunner(_child_runs, importable_name(module), args.profile, args.device, args.data_dir, out,
                                threads=1) for _ in range(max(1, min(args.jobs, len(todo))))]

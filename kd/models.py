@@ -13,6 +13,7 @@ from __future__ import annotations
 from functools import partial
 
 import timm
+import torch
 import torch.nn as nn
 from timm.layers import BatchNormAct2d, ClassifierHead, create_conv2d, make_divisible
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
@@ -209,3 +210,20 @@ def create_model(name: str, num_classes: int, in_chans: int, width: float = 1.0,
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def blend_into(model: nn.Module, source: nn.Module, lam: float) -> nn.Module:
+    """model <- lam * source + (1 - lam) * model, parameter by parameter and for the batch-norm statistics
+    (Stanton et al. 2021, Sec. 6: a student initialised between a random init and its teacher); the two must
+    be the same architecture. Integer buffers (batch counters) stay the model's."""
+    if not 0 <= lam <= 1:
+        raise KDError(f"The teacher-init weight lambda must be in [0, 1], got {lam}.")
+    mine, theirs = model.state_dict(), source.state_dict()
+    if mine.keys() != theirs.keys() or any(mine[k].shape != theirs[k].shape for k in mine):
+        raise KDError("A student initialised from its teacher needs the teacher's architecture and width.")
+    for k, v in mine.items():
+        if v.is_floating_point():
+            v.mul_(1 - lam).add_(theirs[k].to(v), alpha=lam)
+    return model
+

@@ -126,6 +126,20 @@ def load_teacher(spec: dict, data, device, epoch: int | None = None, log=print, 
     return Teacher([model], data, Path(info["path"]).with_suffix(".logits"), cache), info
 
 
+def load_ensemble(specs: list[dict], data, device, log=print, cache: bool | None = None):
+    """The ensemble of the teachers of `specs` (each trained once and cached) as the loop uses it: it predicts
+    the mean of its members' probabilities (Stanton et al. 2021, as the official code does), and its logit
+    cache is its own, keyed by the members' specs. The info is the first member's (its checkpoint and
+    history) with the ensemble's test top-1 and each member's."""
+    members = [teacher_model(spec, data, device, log=log) for spec in specs]
+    teacher = Teacher([model for model, _ in members], data, cache_dir() / "ensembles" / config_hash(specs, 12),
+                      cache)
+    test = teacher.clean_logits("test")
+    info = {**members[0][1], "members": len(specs), "member_test_top1": [i["test_top1"] for _, i in members],
+            "test_top1": topk_accuracy(test, data.targets("test").to(test.device))}
+    return teacher, info
+
+
 def pretrained_teacher(name: str, data, device):
     """A timm model with its published ImageNet weights (e.g. "resnet50", "resnet50.a1_in1k"), for ImageNet-
     sized data with 1000 classes. Returns (model in eval mode, info with its test top-1 measured here)."""

@@ -158,7 +158,8 @@ def test_paper_profile_models_and_recipe_on_generated_cifar100_tensors(tmp_path)
 
 
 EXPERIMENTS = ["kdas_finding1", "kdas_finding2", "kdas_finding3", "kdas_finding4", "kdas_method",
-               "bigger_teachers", "eskd", "early_stopped_teachers", "dist_stronger_teacher", "vanillakd_data_scale"]
+               "bigger_teachers", "eskd", "early_stopped_teachers", "dist_stronger_teacher", "vanillakd_data_scale",
+               "fidelity_ensembles", "fidelity_optimisation"]
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)

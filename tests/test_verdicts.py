@@ -217,3 +217,79 @@ def test_vanillakd_grid_trains_every_size_for_the_same_steps_on_nested_pools():
     targets = torch.arange(60000) % 10
     pools = [set(training_pool(targets, f).tolist()) for f in p["scales"]]
     assert all(a < b for a, b in zip(pools, pools[1:]))  # nested: each size holds the smaller ones
+
+
+# ------------------------------------------------------------------------------------------ fidelity
+from experiments import fidelity_ensembles as fe  # noqa: E402
+from experiments import fidelity_optimisation as fo  # noqa: E402
+
+
+def fidelity_rows(values: dict, seeds=5, noise=NOISE, drop=()):
+    """condition -> {column: mean}, per seed with a shared offset and a little noise per column."""
+    offset = np.array([1.5, -2.0, 0.5, 2.5, -1.0])[:seeds]
+    rows = []
+    for i, (c, means) in enumerate(values.items()):
+        if c in drop:
+            continue
+        for s in range(seeds):
+            rows.append({"condition": c, "seed": s, **{k: m + offset[s] / 3 + noise[(s + i + j) % 5]
+                                                        for j, (k, m) in enumerate(means.items())}})
+    return pd.DataFrame(rows)
+
+
+def ensembles(acc=(80.0, 81.5, 82.0, 83.0), test=(93.0, 93.2, 92.8), train=95.0, **kw):
+    a0, a1, a3, a5 = acc
+    values = {"scratch": {"final_test_top1": a0}}
+    for label, a, t in (("1 teacher", a1, test[0]), ("3 teachers", a3, test[1]), ("5 teachers", a5, test[2])):
+        values[label] = {"final_test_top1": a, "final_test_agreement": t, "final_train_clean_agreement": train}
+    return fe.verdict_for(fidelity_rows(values, **kw))[0]
+
+
+def test_fidelity_ensembles_reproduced():
+    assert ensembles(noise=NOISE / 4) == "reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(acc=(82.0, 80.0, 81.0, 81.5)),           # the distilled student is worse than scratch
+    dict(train=99.9, test=(99.8, 99.8, 99.8)),    # a perfect match
+    dict(test=(90.0, 92.0, 94.0)),                # agreement rises with the ensemble
+])
+def test_fidelity_ensembles_not_reproduced(change):
+    assert ensembles(**change) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(noise=6 * NOISE),                        # too noisy
+    dict(acc=(80.0, 81.5, 81.5, 81.6), noise=NOISE / 4),  # the ensemble does not help accuracy
+    dict(seeds=1),                                # one seed
+    dict(drop=("5 teachers",)),                   # a missing condition
+])
+def test_fidelity_ensembles_inconclusive(change):
+    assert ensembles(**change) == "inconclusive"
+
+
+def optimisation(curve=(90.0, 90.5, 92.0, 94.0, 96.0, 98.5, 99.5), longer=(91.0, 91.5), **kw):
+    values = {fo.label(lam): {"final_train_clean_agreement": a} for lam, a in zip(fo.LAMBDAS, curve)}
+    values.update({fo.label(0.0, t): {"final_train_clean_agreement": a} for t, a in zip(fo.LONGER, longer)})
+    return fo.verdict_for(fidelity_rows(values, **kw))[0]
+
+
+def test_fidelity_optimisation_reproduced():
+    assert optimisation(noise=NOISE / 4) == "reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(curve=(90.0, 90.5, 92.0, 94.0, 96.0, 96.5, 97.0), longer=(98.0, 99.9)),  # longer training does better
+    dict(curve=(99.5, 98.0, 97.0, 96.0, 95.0, 93.0, 90.0)),  # the teacher's init hurts agreement
+])
+def test_fidelity_optimisation_not_reproduced(change):
+    assert optimisation(**change) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(curve=(90.0, 90.5, 92.0, 94.0, 96.0, 96.0, 96.5), noise=NOISE / 4),  # lambda 1 is not near-perfect
+    dict(seeds=1),
+    dict(drop=(fo.label(0.0, 4),)),
+])
+def test_fidelity_optimisation_inconclusive(change):
+    assert optimisation(**change) == "inconclusive"

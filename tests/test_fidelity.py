@@ -1,0 +1,104 @@
+"""Library pieces of the fidelity findings (Stanton et al. 2021): ensemble teachers (mean probability,
+members trained once each), a student initialised between a random init and its teacher, and fidelity on
+the training data."""
+import pytest
+import torch
+
+from kd import harness
+from kd.errors import KDError
+from kd.metrics import ensemble_logits
+from kd.models import blend_into, create_model
+from kd.recipe import Recipe
+from kd.teachers import teacher_folder
+
+RECIPE = Recipe(epochs=1, batch_size=64, lr=0.05)
+P = {"dataset": "fashion_mnist", "pool_fraction": 0.01, "student": "resnet8", "student_width": 0.5,
+     "teacher": "resnet8", "teacher_width": 0.5, "teacher_recipe": RECIPE, "recipe": RECIPE, "loss": "kd",
+     "loss_options": {"temperature": 4.0, "ce_weight": 0.0, "kd_weight": 1.0}}
+
+
+def test_an_ensemble_teacher_is_the_mean_probability_of_members_trained_once_each(fmnist):
+    config = harness.base_config("test", {**P, "teacher_members": 3}, "ensemble", seed=0)
+    members = harness.member_configs(config)
+    assert [m["teacher"]["seed"] for m in members] == [0, 1, 2] and "members" not in members[0]["teacher"]
+    single = harness.base_config("test", P, "single", seed=0)
+    assert "members" not in single["teacher"] and harness.member_configs(single) == [single]
+    ctx = harness.Context(P, "cpu", data=fmnist)
+    teacher, info = ctx.teacher(config)
+    assert info["members"] == 3 and len(set(info["member_test_top1"])) == 3
+    models = [ctx.teacher(m)[0].models[0] for m in members]  # the cached members, not retrained
+    assert [teacher_folder(ctx.teacher_spec(m)).exists() for m in members] == [True] * 3
+    x = fmnist.images("test", torch.arange(64))
+    with torch.no_grad():
+        expected = ensemble_logits([m(x) for m in models])
+    torch.testing.assert_close(teacher.clean_logits("test", torch.arange(64)), expected)
+    assert teacher.logits_dir.parent.name == "ensembles"  # its own logit cache, not a member's
+
+
+def test_a_student_initialised_from_its_teacher_starts_between_the_two(fmnist):
+    torch.manual_seed(0)
+    a, b = create_model("resnet8", 10, 1, 0.5), create_model("resnet8", 10, 1, 0.5)
+    a0 = {k: v.clone() for k, v in a.state_dict().items()}
+    blend_into(a, b, 0.25)
+    for k, v in a.state_dict().items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, 0.75 * a0[k] + 0.25 * b.state_dict()[k])
+    with pytest.raises(KDError, match="architecture"):
+        blend_into(create_model("resnet8", 10, 1, 1.0), b, 0.5)
+    with pytest.raises(KDError, match=r"\[0, 1\]"):
+        blend_into(a, b, 1.5)
+    with pytest.raises(KDError, match="one teacher"):
+        harness.check_config(harness.base_config("test", {**P, "teacher_members": 2}, "x", 0, teacher_init=0.5))
+
+
+def test_a_run_with_teacher_init_starts_from_the_blend(fmnist, monkeypatch):
+    ctx = harness.Context(P, "cpu", data=fmnist)
+    started = {}
+
+    class Started(Exception):
+        pass
+
+    def fit(models, *args, **kwargs):
+        started.update({k: v.clone() for k, v in models[0].state_dict().items()})
+        raise Started
+    monkeypatch.setattr(harness, "fit", fit)
+    config = harness.base_config("test", P, "lambda 0.5", 0, teacher_init=0.5)
+    with pytest.raises(Started):
+        harness.distill(config, ctx, ctx.pool(0.01))
+    teacher = ctx.teacher(config)[0].models[0].state_dict()
+    torch.manual_seed(0)
+    random = create_model("resnet8", 10, 1, 0.5).state_dict()
+    for k, v in started.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(v, 0.5 * random[k] + 0.5 * teacher[k].to(v))
+
+
+def test_train_fidelity_of_the_teacher_with_itself_is_perfect(fmnist):
+    ctx = harness.Context(P, "cpu", data=fmnist)
+    teacher, _ = ctx.teacher(harness.base_config("test", P, "x", 0))
+    pool = ctx.pool(0.01)
+    facts = harness.train_fidelity(teacher.models[0], teacher, fmnist, pool)
+    assert facts["final_train_clean_agreement"] == 100.0 and abs(facts["final_train_clean_kl_teacher_student"]) < 1e-5
+    assert 0 <= facts["final_train_clean_ece"] <= 100 and 0 <= facts["final_train_clean_top1"] <= 100
+
+
+def test_fidelity_ensembles_smoke_measures_agreement_on_test_and_train(smoke):
+    rows = smoke("fidelity_ensembles")
+    distilled = rows[rows.members > 0]
+    assert sorted(distilled.members.unique()) == [1, 3, 5] and set(rows.seed) == {100}  # apart from teacher seeds
+    assert distilled.final_test_agreement.between(0, 100).all()
+    assert distilled.final_train_clean_agreement.between(0, 100).all()
+    assert rows[rows.members == 0].teacher_forwards.eq(0).all()
+    assert distilled.groupby("members").teacher_test_top1.first().nunique() == 3  # three different ensembles
+
+
+def test_fidelity_optimisation_smoke_shares_the_first_ensemble_member(smoke):
+    from experiments import fidelity_ensembles, fidelity_optimisation
+    rows = smoke("fidelity_optimisation")
+    assert set(rows.lam) == set(fidelity_optimisation.LAMBDAS)
+    assert sorted(rows.epoch_multiple.unique()) == [1, *fidelity_optimisation.LONGER]
+    p = fidelity_optimisation.PROFILES["smoke"]
+    one = next(c for c in fidelity_ensembles.grid(p, 1) if c["members"] == 1)
+    assert fidelity_optimisation.grid(p, 1)[0]["teacher"] == one["teacher"]  # one cached teacher for both
+    longest = rows[rows.epoch_multiple == fidelity_optimisation.LONGER[-1]]
+    assert (longest["recipe.epochs"] == fidelity_optimisation.LONGER[-1] * p["recipe"].epochs).all()
