@@ -33,7 +33,7 @@ import torch
 
 from kd import records
 from kd.analysis import Outputs, last_quarter_gain, plot_style, rule_of
-from kd.data import DATASETS, load_dataset, training_pool
+from kd.data import DATASETS, augmented, check_augment, load_dataset, training_pool
 from kd.device import place, resolve_device
 from kd.errors import KDError
 from kd.isolation import ChildRunner, RunFailed, failure_message
@@ -102,6 +102,12 @@ def check_config(config: dict):
         if t is None or t.get("members", 1) > 1 or not 0 <= lam <= 1:
             raise KDError(f"A student initialised from its teacher (teacher_init = {lam}) needs one teacher of "
                           f"its own architecture and lambda in [0, 1].")
+    if config.get("augment"):
+        check_augment(config["augment"])
+        if config["augment"].get("mixup") and (config.get("loss") != "kd" or config["loss_options"].get(
+                "ce_weight", 1.0) != 0):
+            raise KDError("MixUp of the distillation data mixes images but not labels: it needs the soft loss "
+                          "alone (loss kd with ce_weight 0, Stanton et al.'s alpha = 0).")
     if config.get("loss"):
         objective_of(config)
     sampler_of(config, torch.arange(10))
@@ -193,19 +199,21 @@ def distill(config: dict, ctx: Context, pool: torch.Tensor, objective=None, samp
     """Distil the config's student from its teacher on `pool` with the config's objective and sampler
     (the common run of most findings)."""
     r = Recipe.from_dict(config["recipe"])
+    data = augmented(ctx.data, config.get("augment"))  # the teacher trained on ctx.data; this is what it teaches on
     teacher, info = ctx.teacher(config) if config.get("teacher") is not None else (None, {"test_top1": None})
+    teacher = teacher.on(data) if teacher is not None else None
     objective = objective or objective_of(config)
     sampler = sampler or sampler_of(config, pool)
     torch.manual_seed(config["seed"])
     student = create_model(config["student"], ctx.data.num_classes, ctx.data.in_chans, config["student_width"])
     if config.get("teacher_init") is not None:  # lambda * teacher + (1 - lambda) * this random init
         blend_into(student, teacher.models[0], config["teacher_init"])
-    result, = fit([student], [objective], ctx.data, sampler, r, config["seed"], teacher, ctx.device,
+    result, = fit([student], [objective], data, sampler, r, config["seed"], teacher, ctx.device,
                   log=ctx.log, name=f"{config['condition']} seed {config['seed']}")
     result["extra"] = {"teacher_test_top1": info["test_top1"], "train_size": len(pool),
                        "student_last_quarter_gain": last_quarter_gain(result["history"]),
                        **(regime_of_teacher(config, ctx) if teacher is not None else {}),
-                       **(train_fidelity(student, teacher, ctx.data, pool) if teacher is not None else {}),
+                       **(train_fidelity(student, teacher, data, pool) if teacher is not None else {}),
                        **result.get("extra", {})}
     return result
 

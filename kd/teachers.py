@@ -233,6 +233,11 @@ class Teacher:
             outs = [m(x)[:n].float() for m in self.models]
         return outs[0] if len(outs) == 1 else ensemble_logits(outs)
 
+    def on(self, data) -> "Teacher":
+        """This teacher on other training views of the same images (a run's extra augmentation): the same
+        models and cache folder, with that data's own tables."""
+        return self if data is self.data else Teacher(self.models, data, self.logits_dir, self.cache)
+
     def _table(self, kind: str) -> LogitTable | None:
         """The table of "train-views", "train-clean" or "test-clean", None where it cannot be kept."""
         if kind not in self._tables:

@@ -102,3 +102,17 @@ def test_fidelity_optimisation_smoke_shares_the_first_ensemble_member(smoke):
     assert fidelity_optimisation.grid(p, 1)[0]["teacher"] == one["teacher"]  # one cached teacher for both
     longest = rows[rows.epoch_multiple == fidelity_optimisation.LONGER[-1]]
     assert (longest["recipe.epochs"] == fidelity_optimisation.LONGER[-1] * p["recipe"].epochs).all()
+
+
+def test_fidelity_augmentation_smoke_distils_every_policy_from_one_cached_teacher(smoke):
+    from experiments import fidelity_augmentation, fidelity_optimisation
+    rows = smoke("fidelity_augmentation")
+    assert list(dict.fromkeys(rows.condition)) == list(fidelity_augmentation.POLICIES)
+    p = fidelity_augmentation.PROFILES["smoke"]
+    assert fidelity_augmentation.grid(p, 1)[0]["teacher"] == fidelity_optimisation.grid(p, 1)[0]["teacher"]
+    forwards = rows.set_index("condition").teacher_forwards
+    # keyed views come from the logit cache (at most one forward per distinct view); MixUp batches all go
+    # through the teacher: every sample of every epoch
+    assert forwards["+ MixUp"] == forwards["all combined"] == rows.samples.iloc[0]
+    assert forwards["crop + flip"] <= rows.samples.iloc[0] and forwards["+ rotation"] <= rows.samples.iloc[0]
+    assert rows.final_train_clean_agreement.between(0, 100).all()

@@ -221,6 +221,7 @@ def test_vanillakd_grid_trains_every_size_for_the_same_steps_on_nested_pools():
 
 # ------------------------------------------------------------------------------------------ fidelity
 from experiments import fidelity_ensembles as fe  # noqa: E402
+from experiments import fidelity_augmentation as fa  # noqa: E402
 from experiments import fidelity_optimisation as fo  # noqa: E402
 
 
@@ -293,3 +294,33 @@ def test_fidelity_optimisation_not_reproduced(change):
 ])
 def test_fidelity_optimisation_inconclusive(change):
     assert optimisation(**change) == "inconclusive"
+
+
+def augmentation(test=(93.0, 93.2, 94.5, 94.3), train=(96.0, 95.5, 95.0, 94.0), **kw):
+    """Test and train agreement of crop + flip, + rotation, + MixUp, all combined."""
+    values = {policy: {"final_test_agreement": t, "final_train_clean_agreement": a}
+              for policy, t, a in zip(fa.POLICIES, test, train)}
+    return fa.verdict_for(fidelity_rows(values, **kw))[0]
+
+
+def test_fidelity_augmentation_reproduced():
+    assert augmentation(noise=NOISE / 4) == "reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(test=(94.0, 94.0, 92.5, 93.0)),          # MixUp lowers test agreement
+    dict(train=(94.0, 95.0, 95.5, 96.0)),         # heavier augmentation raises train agreement
+    dict(test=(93.0, 95.5, 94.0, 94.0)),          # rotation beats MixUp
+])
+def test_fidelity_augmentation_not_reproduced(change):
+    assert augmentation(**change) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(noise=6 * NOISE),                        # too noisy
+    dict(test=(93.0, 93.0, 93.1, 93.0), noise=NOISE / 4),  # MixUp moves nothing
+    dict(seeds=1),
+    dict(drop=("+ MixUp",)),
+])
+def test_fidelity_augmentation_inconclusive(change):
+    assert augmentation(**change) == "inconclusive"
