@@ -338,8 +338,8 @@ def main(module, argv=None, isolate: bool = True) -> int:
         return 2
 
 
-def _main(module, args, isolate: bool) -> int:
-    records.git_commit()  # pin the commit of the code this process loaded, before any long run
+def plan(module, args) -> tuple[dict, Outputs, list[dict], list[dict], pd.DataFrame]:
+    """A finding's profile, outputs, checked grid, the runs still to do and the completed rows."""
     p = dict(module.PROFILES[args.profile])
     out = Outputs(args.results_root / module.NAME / args.profile,
                   args.figures_root / f"{module.NAME}_{args.profile}.png")
@@ -347,7 +347,12 @@ def _main(module, args, isolate: bool) -> int:
     out.rule_id = rule_id(module, configs)
     done = completed(out)
     done_ids = set(done["run_id"]) if "run_id" in done else set()
-    todo = [c for c in configs if records.run_id(c) not in done_ids]
+    return p, out, configs, [c for c in configs if records.run_id(c) not in done_ids], done
+
+
+def _main(module, args, isolate: bool) -> int:
+    records.git_commit()  # pin the commit of the code this process loaded, before any long run
+    p, out, configs, todo, done = plan(module, args)
     if args.plot_only:
         if done.empty:
             raise KDError(f"No completed runs in {out.runs}; run the experiment without --plot-only first.")
@@ -382,32 +387,42 @@ def planned_runs(module, p: dict, seeds: int | None) -> list[dict]:
     return configs
 
 
+def costs(args, p: dict, todo: list[dict], cache: dict) -> tuple[dict, dict]:
+    """Estimated seconds of each run to do (by run id) and of each teacher they need that is not cached yet
+    (by teacher id, so that findings sharing a teacher count it once), timed here with one thread."""
+    device = resolve_device(args.device)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        runs = {records.run_id(c): estimate_seconds(c, device, cache) for c in todo}
+        teachers = {records.run_id(m["teacher"]): m for c in todo
+                    if c.get("teacher") and "model" in c["teacher"] and not c["teacher"].get("pretrained")
+                    for m in member_configs(c)}
+        teacher_sec = {k: estimate_seconds(teacher_run(c), device, cache) for k, c in teachers.items()
+                       if not teacher_cached(c, p, args.data_dir)}
+    finally:
+        torch.set_num_threads(threads)
+    return runs, teacher_sec
+
+
+def cost_line(run_sec: float, teacher_sec: float, jobs: int, device) -> str:
+    return (f"estimated {run_sec / 60:.0f} min of runs ({run_sec / 60 / jobs:.0f} min with --jobs {jobs}) and "
+            f"{teacher_sec / 60:.0f} min of teacher training on {records.device_name(device)}, timed on random "
+            f"inputs with one thread (evaluation not included)")
+
+
 def dry_run(module, args, p: dict, configs: list[dict], todo: list[dict]) -> int:
     """List the runs, which are done, and the estimated cost of the rest and of the teachers they still need
     (timed here with one thread, as the runs train); train nothing."""
-    device, cache = resolve_device(args.device), {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    todo_ids = {records.run_id(c) for c in todo}
+    runs, teachers = costs(args, p, todo, {})
     print(f"{module.NAME} --profile {args.profile}: {len(configs)} runs, {len(configs) - len(todo)} done, "
           f"{len(todo)} to run")
-    total = 0.0
     for c in configs:
-        state = "todo" if records.run_id(c) in todo_ids else "done"
-        sec = estimate_seconds(c, device, cache) if state == "todo" else 0.0
-        total += sec
-        print(f"  {state:4s} {records.run_id(c)}  {c['condition']:32s} seed {c['seed']}  "
-              f"{c['train_size']:>7d} samples x {c['recipe']['epochs']} epochs  ~{sec / 60:.1f} min")
-    teachers = {records.run_id(m["teacher"]): m for c in todo
-                if c.get("teacher") and "model" in c["teacher"] and not c["teacher"].get("pretrained")
-                for m in member_configs(c)}
-    teacher_sec = sum(estimate_seconds(teacher_run(c), device, cache) for c in teachers.values()
-                      if not teacher_cached(c, p, args.data_dir))
-    torch.set_num_threads(threads)
-    jobs = max(1, min(args.jobs, len(todo)))
-    print(f"estimated {total / 60:.0f} min of runs ({total / 60 / jobs:.0f} min with --jobs {jobs}) and "
-          f"{teacher_sec / 60:.0f} min of teacher training on {records.device_name(device)}, timed on random "
-          f"inputs with one thread (evaluation not included)")
+        sec = runs.get(records.run_id(c))
+        print(f"  {'done' if sec is None else 'todo'} {records.run_id(c)}  {c['condition']:32s} seed {c['seed']}  "
+              f"{c['train_size']:>7d} samples x {c['recipe']['epochs']} epochs  ~{(sec or 0.0) / 60:.1f} min")
+    print(cost_line(sum(runs.values()), sum(teachers.values()), max(1, min(args.jobs, len(todo))),
+                    resolve_device(args.device)))
     return 0
 
 

@@ -1,0 +1,65 @@
+"""Every finding in turn, then the results page (results/README.md). Each finding resumes as its own script
+does, and one that fails does not stop the others.
+
+    bash experiments/all.sh [--profile smoke|cpu|paper] [--jobs N] [--dry-run] [--seeds N] [--data-dir D]
+
+--dry-run prints each finding's runs still to do, their estimated cost and the total, a teacher that several
+findings share counted once.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+from experiments import report
+from kd import harness
+from kd.device import resolve_device
+
+# Cheapest first within a paper; findings that share teachers run one after another so the cache is warm.
+FINDINGS = ("kdas_finding3", "kdas_finding1", "kdas_finding2", "kdas_finding4", "kdas_method",
+            "bigger_teachers", "early_stopped_teachers", "eskd", "dist_stronger_teacher", "vanillakd_data_scale",
+            "fidelity_ensembles", "fidelity_optimisation", "fidelity_augmentation")
+
+
+def module_of(name: str):
+    return importlib.import_module(f"experiments.{name}")
+
+
+def dry_run(argv: list[str]) -> int:
+    total, teachers, cache = 0.0, {}, {}
+    device = None
+    for name in FINDINGS:
+        module = module_of(name)
+        args = harness.parse_args(module, argv)
+        p, _, configs, todo, _ = harness.plan(module, args)
+        runs, needed = harness.costs(args, p, todo, cache)
+        device = resolve_device(args.device)
+        new = {k: v for k, v in needed.items() if k not in teachers}
+        teachers.update(new)
+        total += sum(runs.values())
+        print(f"{name:24s} {len(configs):4d} runs, {len(todo):4d} to run: "
+              f"{harness.cost_line(sum(runs.values()), sum(new.values()), args.jobs, device)}")
+    print(f"all findings: {harness.cost_line(total, sum(teachers.values()), args.jobs, device)}"
+          "; teachers train in parallel with --jobs, so the wall time is about (runs + teachers) / jobs")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if "--dry-run" in argv:
+        return dry_run(argv)
+    failed = []
+    for name in FINDINGS:
+        print(f"==> {name}", flush=True)
+        if harness.main(module_of(name), argv) != 0:
+            failed.append(name)
+    profile = harness.parse_args(module_of(FINDINGS[0]), argv).profile
+    print(f"results page: {report.write(profile)}")
+    if failed:
+        print(f"{len(failed)} findings did not finish cleanly ({', '.join(failed)}); re-run the same command to "
+              "resume them.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

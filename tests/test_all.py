@@ -1,0 +1,39 @@
+"""All findings in one command, one page of results: experiments/all.sh knows every finding, its dry run
+prices them all, and results/README.md is the committed tables rendered, in step with the README."""
+import re
+
+from experiments import all as all_findings
+from experiments import report
+from kd import records
+
+REPO = records.REPO
+
+
+def test_all_runs_every_finding_script():
+    scripts = {p.stem for p in (REPO / "experiments").glob("*.sh")} - {"all"}
+    assert set(all_findings.FINDINGS) == scripts and len(set(all_findings.FINDINGS)) == len(scripts)
+
+
+def test_dry_run_prices_every_finding_and_the_total(tmp_path, capsys):
+    assert all_findings.main(["--dry-run", "--profile", "smoke", "--results-root", str(tmp_path), "--jobs", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out[:-1]] == list(all_findings.FINDINGS)
+    assert all(re.search(r"estimated \d+ min of runs \(\d+ min with --jobs 2\)", line) for line in out)
+    assert out[-1].startswith("all findings: estimated")
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
+
+
+def test_results_page_is_the_committed_tables_rendered_and_agrees_with_the_readme():
+    page = report.render("cpu", all_findings.FINDINGS)
+    assert (REPO / "results" / "README.md").read_text() == page, "run: python -m experiments.report"
+    readme = dict(re.findall(r"\| `bash experiments/(\w+)\.sh` \| ([^|]*?) \|", (REPO / "README.md").read_text()))
+    for name in all_findings.FINDINGS:
+        f = report.finding(name, "cpu")
+        assert readme[name] == (f["verdict"] if f else "pending"), name
+        if f:
+            assert f"**Verdict: {f['verdict']}.**" in page
+
+
+def test_a_finding_without_results_is_listed_as_such(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    assert "No results yet: `eskd`." in report.render("cpu", ["eskd"])
