@@ -34,6 +34,10 @@ class Shuffle:
     def select(self, epoch: int, batch: Batch, teacher_logits, model):
         return batch, teacher_logits
 
+    def facts(self) -> dict:
+        """What the epoch's history row should record about the sampling (nothing, for a plain shuffle)."""
+        return {}
+
 
 # ------------------------------------------------------------------------------------ KDAS schedules
 def ratio_schedule(kind: str, start: float, end: float, epochs: int, warmup: int = 0):
@@ -103,20 +107,26 @@ class KDAS(Shuffle):
     official release: the epoch loads enlarged batches of ceil(B / K(t)) augmented samples and keeps the B
     with the highest KL_TS, scored with the live student (no_grad, in its training mode as the release
     does); the kept indices are cached for the following epochs. `random=True` keeps a random K(t) instead:
-    the same-size control of KDAS Finding 1.
+    the same-size control of KDAS Finding 1. `balanced=True` (global mode) keeps the top (or a random) K(t)
+    of each class instead of the whole pool's, an ablation against class confounding. The teacher's clean
+    logits of the pool are computed once per run (they do not change), whatever the logit cache does.
+    Every selection's class mix is recorded in the epoch's history (`facts`).
     """
 
     def __init__(self, pool: Tensor, batch_size: int, seed: int, ratio, is_sampling, excluded=None,
-                 direction: str = "paper", mode: str = "global", random: bool = False):
+                 direction: str = "paper", mode: str = "global", random: bool = False, balanced: bool = False):
         super().__init__(pool, batch_size, seed)
         if mode not in ("global", "batch"):
             raise KDError(f"KDAS selection mode must be 'global' or 'batch', got {mode!r}.")
         if direction not in ("paper", "official"):
             raise KDError(f"KL_TS direction must be 'paper' or 'official', got {direction!r}.")
+        if balanced and mode != "global":
+            raise KDError("Class-balanced KDAS selection ranks the whole pool: it needs mode 'global'.")
         self.ratio, self.is_sampling, self.direction, self.mode = ratio, is_sampling, direction, mode
         self.excluded = excluded or (lambda epoch: 0.0)
-        self.random, self.selected, self._scoring = random, None, False
-        self._kept = []
+        self.random, self.balanced, self.selected, self._scoring = random, balanced, None, False
+        self._kept, self._kept_labels, self._teacher_clean = [], [], None
+        self._selected_labels, self._num_classes = None, 0
 
     def _keep_count(self, n: int, epoch: int) -> int:
         return max(1, round(self.ratio(epoch) * n))
@@ -126,20 +136,34 @@ class KDAS(Shuffle):
             return self.shuffled(self.pool, epoch)
         self._scoring = self.mode == "batch" and self.is_sampling(epoch)
         if self._scoring:  # enlarged batches; select() keeps B of each
-            self._kept = []
+            self._kept, self._kept_labels = [], []
             return self.shuffled(self.pool, epoch, math.ceil(self.batch_size / self.ratio(epoch)))
         if self.is_sampling(epoch) or self.selected is None:
-            self.selected = self._rank(epoch, probe)
+            self.selected = self._rank(epoch, probe, probe.labels(self.pool))
+            self._selected_labels, self._num_classes = probe.labels(self.selected), probe.num_classes
         return self.shuffled(self.selected, epoch)
 
-    def _rank(self, epoch: int, probe) -> Tensor:
+    def _rank(self, epoch: int, probe, labels: Tensor) -> Tensor:
+        """The pool's top K(t) by KL_TS (after the skipped outliers), or a random K(t); per class if balanced."""
         k = self._keep_count(len(self.pool), epoch)
         if self.random:
-            return self.pool[torch.randperm(len(self.pool), generator=generator(self.seed, epoch, 4))[:k]]
-        score = kl_ts(probe.student(self.pool), probe.teacher_clean(self.pool), self.direction)
-        order = score.cpu().argsort(descending=True, stable=True)
-        skip = math.ceil(len(order) * self.excluded(epoch))
-        return self.pool[order[skip:skip + k]]
+            order = torch.randperm(len(self.pool), generator=generator(self.seed, epoch, 4))
+            if not self.balanced:
+                return self.pool[order[:k]]
+        else:
+            if self._teacher_clean is None:
+                self._teacher_clean = probe.teacher_clean(self.pool)
+            score = kl_ts(probe.student(self.pool), self._teacher_clean, self.direction)
+            order = score.cpu().argsort(descending=True, stable=True)
+            skip = math.ceil(len(order) * self.excluded(epoch))
+            if not self.balanced:
+                return self.pool[order[skip:skip + k]]
+        keep = []
+        for c in labels.unique():  # the same selection within each class: its own top (or random) K(t)
+            ranked = order[labels[order] == c]
+            skip = 0 if self.random else math.ceil(len(ranked) * self.excluded(epoch))
+            keep.append(ranked[skip:skip + self._keep_count(len(ranked), epoch)])
+        return self.pool[torch.cat(keep)]
 
     @torch.no_grad()
     def select(self, epoch: int, batch: Batch, teacher_logits, model):
@@ -157,17 +181,26 @@ class KDAS(Shuffle):
             skip = math.ceil(n * self.excluded(epoch))
             keep = score.argsort(descending=True, stable=True)[skip:skip + self.batch_size]
         self._kept.append(batch.idx[keep].cpu())
+        self._kept_labels.append(batch.y[keep].cpu())
         self.selected = torch.cat(self._kept).unique()
+        self._selected_labels, self._num_classes = torch.cat(self._kept_labels), teacher_logits.shape[1]
         view = batch.view[keep] if batch.view is not None else None
         return Batch(batch.x[keep], batch.y[keep], batch.idx[keep], view), teacher_logits[keep]
+
+    def facts(self) -> dict:
+        """The current selection's size and class mix (counts per class, space-separated), once there is one."""
+        if self._selected_labels is None:
+            return {}
+        counts = torch.bincount(self._selected_labels, minlength=self._num_classes)
+        return {"selected": len(self.selected), "selected_per_class": " ".join(map(str, counts.tolist()))}
 
 
 def make_kdas(pool: Tensor, batch_size: int, seed: int, epochs: int, ratio: str = "linear", start: float = 0.6,
               end: float = 0.4, period=1, warmup: int = 0, exclude: float = 0.0, direction: str = "paper",
-              mode: str = "global", random: bool = False) -> KDAS:
+              mode: str = "global", random: bool = False, balanced: bool = False) -> KDAS:
     """A KDAS sampler from the plain options a run config records (paper defaults: linear 60% -> 40%,
     global ranking, re-selection every epoch; the release: cosine, period (1, 3, 5, 10), mode "batch",
     exclude 0.05, direction "official")."""
     return KDAS(pool, batch_size, seed, ratio_schedule(ratio, start, end, epochs, warmup),
                 period_schedule(period, epochs, warmup), exclusion_schedule(exclude, epochs), direction, mode,
-                random)
+                random, balanced)

@@ -44,6 +44,13 @@ class Probe:
     def teacher_clean(self, idx):
         return self.teacher.clean_logits("train", idx)
 
+    def labels(self, idx):
+        return self.data.targets("train").cpu()[idx]
+
+    @property
+    def num_classes(self) -> int:
+        return self.data.num_classes
+
 
 @contextlib.contextmanager
 def _quiet(logger: str):
@@ -148,7 +155,7 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
             s.samples += s.seen
             row = {"epoch": epoch, "lr": s.opt.param_groups[0]["lr"], "samples": s.samples,
                    "epoch_s": time.perf_counter() - t0, "train_top1": 100.0 * s.correct.item() / s.seen,
-                   **{f"train_{k}": v.item() / s.seen for k, v in s.sums.items()}}
+                   **{f"train_{k}": v.item() / s.seen for k, v in s.sums.items()}, **sampler.facts()}
             if evaluate:
                 logits = predict(s.model, data, "test")
                 row.update({f"test_{k}": v for k, v in classification_metrics(

@@ -25,7 +25,13 @@ class Probe:
         return self.s[idx]
 
     def teacher_clean(self, idx):
+        self.teacher_calls = getattr(self, "teacher_calls", 0) + 1
         return torch.zeros(len(idx), C)
+
+    num_classes = C
+
+    def labels(self, idx):
+        return idx % C
 
 
 def selected(sampler, epoch, probe):
@@ -49,6 +55,28 @@ def test_sampler_keeps_exactly_the_top_k_and_skips_outliers():
     assert selected(skipping, 1, probe) == set(best[2:8].tolist())
     random = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.3, end=0.3, random=True)
     assert len(selected(random, 1, probe)) == 6 and selected(random, 1, probe) <= set(pool.tolist())
+
+
+def test_balanced_selection_keeps_the_top_k_of_every_class_and_records_the_class_mix():
+    pool = torch.arange(50)
+    probe = Probe(torch.arange(50.0) / 10)  # KL_TS grows with the index: the global top 20% is 40..49
+    plain = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.2, end=0.2)
+    assert selected(plain, 1, probe) == set(range(40, 50))
+    assert plain.facts() == {"selected": 10, "selected_per_class": "2 2 2 2 2"}  # labels are index % 5
+    skewed = Probe(torch.where(torch.arange(50) % C == 0, 10.0, 0.0) + torch.arange(50.0) / 100)
+    assert {i % C for i in selected(plain, 2, skewed)} == {0}  # class 0 alone is the top 20%...
+    assert plain.facts()["selected_per_class"] == "10 0 0 0 0"
+    balanced = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.2, end=0.2, balanced=True)
+    assert selected(balanced, 1, skewed) == set(range(40, 50))  # ...balanced keeps each class's top 20%
+    assert balanced.facts()["selected_per_class"] == "2 2 2 2 2"
+
+
+def test_the_teachers_clean_logits_are_computed_once_per_run():
+    probe = Probe(torch.arange(20.0) / 4)
+    sampler = make_kdas(torch.arange(20), 4, seed=0, epochs=10, ratio="constant", start=0.5, end=0.5, period=1)
+    for epoch in range(1, 5):
+        sampler.plan(epoch, probe)
+    assert probe.teacher_calls == 1
 
 
 def test_selection_is_cached_between_reselections():
@@ -133,6 +161,8 @@ def test_per_enlarged_batch_selection_keeps_exactly_b():
         assert set(batch.idx.tolist()) == set(idx[idx.float().argsort(descending=True)[:4]].tolist())
         kept += batch.idx.tolist()
     assert set(sampler.selected.tolist()) == set(kept) and len(kept) == 4 + 4 + 4
+    counts = torch.bincount(torch.tensor(kept) % C, minlength=C).tolist()
+    assert sampler.facts() == {"selected": 12, "selected_per_class": " ".join(map(str, counts))}
     later = sampler.plan(2, probe=None)  # not a re-selection epoch: the kept samples, in batches of B
     assert sorted(torch.cat(later).tolist()) == sorted(kept) and [len(b) for b in later] == [4, 4, 4]
     assert [len(b) for b in sampler.plan(3, probe=None)] == [8, 8, 6]  # re-selection: enlarged batches again
