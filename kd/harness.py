@@ -38,7 +38,7 @@ from kd.device import place, resolve_device
 from kd.errors import KDError
 from kd.isolation import ChildRunner, RunFailed, failure_message
 from kd.metrics import classification_metrics, topk_accuracy
-from kd.models import blend_into, count_params, create_model
+from kd.models import blend_into, count_params, create_model, forward_mflops
 from kd.objectives import QualityWeights, make_objective
 from kd.recipe import Recipe
 from kd.samplers import Shuffle, make_kdas
@@ -210,7 +210,11 @@ def distill(config: dict, ctx: Context, pool: torch.Tensor, objective=None, samp
         blend_into(student, teacher.models[0], config["teacher_init"])
     result, = fit([student], [objective], data, sampler, r, config["seed"], teacher, ctx.device,
                   log=ctx.log, name=f"{config['condition']} seed {config['seed']}")
-    result["extra"] = {"teacher_test_top1": info["test_top1"], "train_size": len(pool),
+    shape = (ctx.data.in_chans, ctx.data.image_size)
+    flops = {"student_mflops": forward_mflops(student, *shape)}
+    if teacher is not None:
+        flops["teacher_mflops"] = sum(forward_mflops(m, *shape) for m in teacher.models)
+    result["extra"] = {"teacher_test_top1": info["test_top1"], "train_size": len(pool), **flops,
                        "student_last_quarter_gain": last_quarter_gain(result["history"]),
                        **(regime_of_teacher(config, ctx) if teacher is not None else {}),
                        **(train_fidelity(student, teacher, data, pool) if teacher is not None else {}),

@@ -213,6 +213,20 @@ def count_params(model: nn.Module) -> int:
 
 
 @torch.no_grad()
+def forward_mflops(model: nn.Module, in_chans: int, image_size) -> float:
+    """Forward MFLOPs (multiply and add counted apart) of one image, by torch's FLOP counter: what a
+    teacher or a student costs per sample, beside the wall time (a backward pass is about twice this)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    was_training = model.training
+    model.eval()
+    x = torch.zeros(2, in_chans, *image_size, device=next(model.parameters()).device)
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    model.train(was_training)
+    return counter.get_total_flops() / 2 / 1e6
+
+
+@torch.no_grad()
 def blend_into(model: nn.Module, source: nn.Module, lam: float) -> nn.Module:
     """model <- lam * source + (1 - lam) * model, parameter by parameter and for the batch-norm statistics
     (Stanton et al. 2021, Sec. 6: a student initialised between a random init and its teacher); the two must

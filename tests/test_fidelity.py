@@ -116,3 +116,4 @@ def test_fidelity_augmentation_smoke_distils_every_policy_from_one_cached_teache
     assert forwards["+ MixUp"] == forwards["all combined"] == rows.samples.iloc[0]
     assert forwards["crop + flip"] <= rows.samples.iloc[0] and forwards["+ rotation"] <= rows.samples.iloc[0]
     assert rows.final_train_clean_agreement.between(0, 100).all()
+    assert (rows.teacher_mflops == rows.student_mflops).all() and rows.student_mflops.gt(1).all()  # self-distillation
