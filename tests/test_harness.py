@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from experiments import kdas_finding3 as f3
+from experiments.all import FINDINGS
 from kd import analysis, harness, records
 from kd.data import TensorData
 
@@ -157,9 +158,7 @@ def test_paper_profile_models_and_recipe_on_generated_cifar100_tensors(tmp_path)
     assert records.read_rows(tmp_path / "kl_tg_resnet56_to_resnet20.csv").shape[0] == 128
 
 
-EXPERIMENTS = ["kdas_finding1", "kdas_finding2", "kdas_finding3", "kdas_finding4", "kdas_method",
-               "bigger_teachers", "eskd", "early_stopped_teachers", "dist_stronger_teacher", "vanillakd_data_scale",
-               "fidelity_ensembles", "fidelity_optimisation"]
+EXPERIMENTS = list(FINDINGS)
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS)

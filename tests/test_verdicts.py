@@ -144,6 +144,42 @@ def test_a_teacher_not_trained_here_is_na_in_the_regime_but_an_unmeasured_studen
     assert not met
 
 
+# ------------------------------------------------------------------------------------------ KDAS Finding 1
+from experiments import kdas_finding1 as f1  # noqa: E402
+
+
+def f1_verdict(top=(80.0, 80.1, 80.0), random=(79.0, 79.0, 79.0), all_=80.0, seeds=5, noise=NOISE, drop=()):
+    """'all' and, for k = 40 / 60 / 80%, top-k and random-k per seed (shared offsets, a little noise)."""
+    offset = np.array([1.5, -2.0, 0.5, 2.5, -1.0])[:seeds]
+    means = {"all": all_}
+    for k, t, r in zip(f1.CLAIM_RATIOS, top, random):
+        means.update({f1.label(k): t, f1.label(k, "random"): r})
+    rows = pd.DataFrame([{"condition": c, "seed": s, "final_test_top1": m + offset[s] + noise[(s + i) % 5]}
+                         for i, (c, m) in enumerate(means.items()) if c not in drop for s in range(seeds)])
+    return f1.verdict_for(rows)[0]
+
+
+def test_kdas_f1_reproduced():
+    assert f1_verdict(noise=NOISE / 4) == "reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(top=(77.0, 80.0, 80.0)),                 # top 40% falls below all samples
+    dict(random=(80.0, 82.0, 80.0), noise=NOISE / 4),  # random 60% beats top 60%
+])
+def test_kdas_f1_not_reproduced(change):
+    assert f1_verdict(**change) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(noise=6 * NOISE),                        # too noisy: non-inferiority not shown, nothing worse
+    dict(seeds=1),
+    dict(drop=(f1.label(0.8),)),
+])
+def test_kdas_f1_inconclusive(change):
+    assert f1_verdict(**change) == "inconclusive"
+
+
 # ------------------------------------------------------------------------------------------ VanillaKD
 from experiments import vanillakd_data_scale as vkd  # noqa: E402
 
