@@ -180,6 +180,64 @@ def test_kdas_f1_inconclusive(change):
     assert f1_verdict(**change) == "inconclusive"
 
 
+# ------------------------------------------------------------------------------------------ KDAS Finding 2
+from experiments import kdas_finding2 as f2  # noqa: E402
+
+
+def f2_verdict(decreasing=82.0, rivals=(80.0, 80.5, 81.0, 79.0), seeds=5, noise=NOISE, drop=()):
+    """decreasing 60->40% and its four rivals (fixed 40 / 50 / 60%, increasing) per seed."""
+    offset = np.array([1.5, -2.0, 0.5, 2.5, -1.0])[:seeds]
+    means = {f2.DECREASING: decreasing, **dict(zip(f2.RIVALS, rivals))}
+    rows = pd.DataFrame([{"condition": c, "seed": s, "final_test_top1": m + offset[s] + noise[(s + i) % 5]}
+                         for i, (c, m) in enumerate(means.items()) if c not in drop for s in range(seeds)])
+    return f2.verdict_for(rows)[0]
+
+
+def test_kdas_f2_reproduced():
+    assert f2_verdict() == "reproduced"
+
+
+@pytest.mark.parametrize("change", [dict(rivals=(80.0, 80.5, 84.0, 79.0)), dict(rivals=(80.0, 80.5, 81.0, 84.0))])
+def test_kdas_f2_not_reproduced(change):
+    assert f2_verdict(**change) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(rivals=(80.0, 82.0, 81.0, 79.0)),        # fixed 50% ties the decreasing schedule
+    dict(noise=6 * NOISE, rivals=(81.5, 81.5, 81.5, 81.5)),
+    dict(seeds=1),
+    dict(drop=("fixed 50%",)),
+])
+def test_kdas_f2_inconclusive(change):
+    assert f2_verdict(**change) == "inconclusive"
+
+
+# ------------------------------------------------------------------------------------------ KDAS Finding 4
+from experiments import kdas_finding4 as f4  # noqa: E402
+
+
+def f4_verdict(kd=80.0, paper=81.5, release=81.0, seeds=5, noise=NOISE, drop=()):
+    offset = np.array([1.5, -2.0, 0.5, 2.5, -1.0])[:seeds]
+    means = {"kd": kd, f4.PAPER_CONDITION: paper, f4.RELEASE_CONDITION: release}
+    rows = pd.DataFrame([{"condition": c, "seed": s, "final_test_top1": m + offset[s] + noise[(s + i) % 5]}
+                         for i, (c, m) in enumerate(means.items()) if c not in drop for s in range(seeds)])
+    return f4.verdict_for(rows)[0]
+
+
+def test_kdas_f4_reproduced():
+    assert f4_verdict() == "reproduced"
+
+
+def test_kdas_f4_not_reproduced():
+    assert f4_verdict(paper=78.5) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [dict(paper=80.1), dict(release=78.0), dict(seeds=1),
+                                    dict(drop=(f4.RELEASE_CONDITION,))])
+def test_kdas_f4_inconclusive(change):
+    assert f4_verdict(**change) == "inconclusive"
+
+
 # ------------------------------------------------------------------------------------------ VanillaKD
 from experiments import vanillakd_data_scale as vkd  # noqa: E402
 
