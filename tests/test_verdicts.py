@@ -238,6 +238,35 @@ def test_kdas_f4_inconclusive(change):
     assert f4_verdict(**change) == "inconclusive"
 
 
+# ------------------------------------------------------------------------------------------ KDAS method
+from experiments import kdas_method as km  # noqa: E402
+
+
+def method_verdict(acc=(80.0, 80.2), cpu=(100.0, 70.0), seeds=5, noise=NOISE, drop=()):
+    """KD and KD + KDAS per seed: test top-1 and CPU seconds (the latter with 1% noise per seed)."""
+    offset = np.array([1.5, -2.0, 0.5, 2.5, -1.0])[:seeds]
+    rows = pd.DataFrame([{"condition": c, "seed": s, "final_test_top1": a + offset[s] + noise[(s + i) % 5],
+                          "cpu_s": t * (1 + noise[(s + 2 * i) % 5] / 30)}
+                         for i, (c, a, t) in enumerate(zip(("KD", "KD + KDAS"), acc, cpu)) if c not in drop
+                         for s in range(seeds)])
+    return km.verdict_for(rows)[0]
+
+
+def test_kdas_method_reproduced():
+    assert method_verdict() == "reproduced"
+
+
+@pytest.mark.parametrize("change", [dict(acc=(80.0, 78.0)), dict(cpu=(100.0, 115.0))])
+def test_kdas_method_not_reproduced(change):
+    assert method_verdict(**change) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [dict(cpu=(100.0, 95.0)),  # saves time, but less than 10%
+                                    dict(noise=6 * NOISE), dict(seeds=1), dict(drop=("KD + KDAS",))])
+def test_kdas_method_inconclusive(change):
+    assert method_verdict(**change) == "inconclusive"
+
+
 # ------------------------------------------------------------------------------------------ VanillaKD
 from experiments import vanillakd_data_scale as vkd  # noqa: E402
 
