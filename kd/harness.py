@@ -167,7 +167,8 @@ class Context:
                 model, info = load_checkpoint(t["checkpoint"], self.data, self.device, t.get("model"))
                 self._teachers[key] = Teacher([model], self.data, external_logits_dir(t["checkpoint"]), cache), info
             else:
-                self._teachers[key] = load_teacher(spec, self.data, self.device, t.get("epoch"), self.log, cache)
+                self._teachers[key] = load_teacher(spec, self.data, self.device, t.get("epoch"), self.log, cache,
+                                                   config.get("teacher_snapshots", ()))
         return self._teachers[key]
 
 
@@ -399,7 +400,7 @@ def costs(args, p: dict, todo: list[dict], cache: dict) -> tuple[dict, dict]:
     torch.set_num_threads(1)
     try:
         runs = {records.run_id(c): estimate_seconds(c, device, cache) for c in todo}
-        teachers = {records.run_id(m["teacher"]): m for c in todo
+        teachers = {records.run_id({k: v for k, v in m["teacher"].items() if k != "epoch"}): m for c in todo
                     if c.get("teacher") and "model" in c["teacher"] and not c["teacher"].get("pretrained")
                     for m in member_configs(c)}
         teacher_sec = {k: estimate_seconds(teacher_run(c), device, cache) for k, c in teachers.items()
@@ -446,6 +447,19 @@ def teacher_cached(config: dict, p: dict, data_dir) -> bool:
     return (folder / "final.pt").is_file()
 
 
+def teacher_preparations(todo: list[dict]) -> list[dict]:
+    """One preparation per teacher the runs need (each ensemble member apart), asking for every snapshot
+    epoch its runs distil from, so that it trains once with all of them."""
+    teachers = {}
+    for m in (m for c in todo if c.get("teacher") is not None for m in member_configs(c)):
+        t = {k: v for k, v in m["teacher"].items() if k != "epoch"}
+        first = teachers.setdefault(records.run_id(t), {**m, "teacher": t, "prepare_teacher": True,
+                                                        "teacher_snapshots": []})
+        if m["teacher"].get("epoch") is not None:
+            first["teacher_snapshots"] = sorted({*first["teacher_snapshots"], m["teacher"]["epoch"]})
+    return list(teachers.values())
+
+
 def sweep(module, args, p: dict, out: Outputs, todo: list[dict], isolate: bool) -> list[str]:
     """Train the runs not yet done, `args.jobs` at once, one row each in runs.csv; a failed run is recorded
     and the sweep goes on. Teachers the runs need are trained first, in parallel. Returns the failed ids."""
@@ -454,8 +468,7 @@ def sweep(module, args, p: dict, out: Outputs, todo: list[dict], isolate: bool) 
         raise KDError(f"--jobs must be >= 1, got {args.jobs}.")
     for folder in (out.results, out.figure.parent):
         records.check_writable(folder)
-    teachers = {records.run_id(m["teacher"]): {**m, "prepare_teacher": True} for c in todo
-                if c.get("teacher") is not None for m in member_configs(c)}
+    teachers = teacher_preparations(todo)
     if isolate:  # one thread per run: a run's numbers do not depend on --jobs or the core count
         runners = [ChildRunner(_child_runs, importable_name(module), args.profile, args.device, args.data_dir, out,
                                threads=1) for _ in range(max(1, min(args.jobs, len(todo))))]
@@ -531,7 +544,7 @@ def sweep(module, args, p: dict, out: Outputs, todo: list[dict], isolate: bool) 
                 stack.enter_context(r)
         numbered = list(enumerate(todo))
         # runs that need no teacher keep the other cores busy while the teachers train
-        phase([(-1, t) for t in teachers.values()] + [(i, c) for i, c in numbered if c.get("teacher") is None])
+        phase([(-1, t) for t in teachers] + [(i, c) for i, c in numbered if c.get("teacher") is None])
         phase([(i, c) for i, c in numbered if c.get("teacher") is not None])
     _log(f"{len(todo) - len(failed)} runs trained in {(time.perf_counter() - start) / 60:.1f} min "
          f"({len(runners)} at once)")

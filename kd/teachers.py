@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from pathlib import Path
 
 import timm
@@ -67,6 +68,13 @@ def _train(spec: dict, data, device, snapshots=(), log=print) -> dict:
     folder = teacher_folder(spec)
     log(f"training teacher {spec['model']} ({spec_hash(spec)}) for {spec['recipe']['epochs']} epochs; "
         f"cache: {folder}")
+    # A new training replaces the folder's weights: whatever an earlier one left (its snapshots, the logit
+    # caches of any of its checkpoints) would otherwise outlive them; weights need not be bit-identical
+    # between machines, so nothing of the old run may be mixed with the new one.
+    for old in folder.glob("*.logits"):
+        shutil.rmtree(old)
+    for old in folder.glob("epoch*.pt*"):
+        old.unlink()
     torch.manual_seed(spec["seed"])
     model = create_model(spec["model"], data.num_classes, data.in_chans, spec["width"])
     pool = training_pool(data.targets("train"), spec["pool_fraction"], spec["pool_seed"])
@@ -98,19 +106,21 @@ def teacher_model(spec: dict, data, device, snapshots=(), epoch: int | None = No
     Returns (model in eval mode, checkpoint info without the weights)."""
     last = spec["recipe"]["epochs"]
     epoch = epoch or last
-    if not 1 <= epoch <= last:
-        raise KDError(f"A teacher snapshot must be at an epoch in [1, {last}], got {epoch}.")
-    wanted = teacher_folder(spec) / ("final.pt" if epoch == last else f"epoch{epoch}.pt")
+    for e in {epoch, *snapshots}:
+        if not 1 <= e <= last:
+            raise KDError(f"A teacher snapshot must be at an epoch in [1, {last}], got {e}.")
+    files = {e: teacher_folder(spec) / ("final.pt" if e == last else f"epoch{e}.pt") for e in {epoch, *snapshots}}
     with FileLock(str(teacher_folder(spec)) + ".lock"):
-        if wanted.exists():
-            try:
-                check_saved(wanted)
-            except DamagedFile as exc:  # never use it: train the teacher again, which rewrites it
-                log(f"{exc} Training the teacher again.")
-                wanted.unlink()
-        if not wanted.exists():
-            _train(spec, data, device, set(snapshots) | {epoch}, log)
-    return load_checkpoint(wanted, data, device, spec["model"])
+        for path in files.values():
+            if path.exists():
+                try:
+                    check_saved(path)
+                except DamagedFile as exc:  # never use it: train the teacher again, which rewrites it
+                    log(f"{exc} Training the teacher again.")
+                    path.unlink()
+        if not all(path.exists() for path in files.values()):  # a missing snapshot: the whole run again
+            _train(spec, data, device, set(files), log)
+    return load_checkpoint(files[epoch], data, device, spec["model"])
 
 
 def external_logits_dir(checkpoint: Path) -> Path:
@@ -119,10 +129,11 @@ def external_logits_dir(checkpoint: Path) -> Path:
     return cache_dir() / "external" / digest
 
 
-def load_teacher(spec: dict, data, device, epoch: int | None = None, log=print, cache: bool | None = None):
+def load_teacher(spec: dict, data, device, epoch: int | None = None, log=print, cache: bool | None = None,
+                 snapshots=()):
     """The teacher of `spec` as the loop uses it: teacher_model wrapped in a Teacher whose logit cache lives
-    next to the checkpoint."""
-    model, info = teacher_model(spec, data, device, epoch=epoch, log=log)
+    next to the checkpoint (`snapshots`: epochs whose checkpoints must exist too, trained in one go)."""
+    model, info = teacher_model(spec, data, device, snapshots, epoch=epoch, log=log)
     return Teacher([model], data, Path(info["path"]).with_suffix(".logits"), cache), info
 
 

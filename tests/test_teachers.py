@@ -64,3 +64,36 @@ def test_a_damaged_cached_teacher_is_retrained_not_used(fmnist, which):
     assert any("is damaged" in m for m in messages) and sum("training teacher" in m for m in messages) == 2
     if which == "final.pt":  # retraining is deterministic: the same teacher as before
         assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+
+
+def test_a_retrain_for_a_missing_snapshot_leaves_nothing_of_the_old_weights(fmnist):
+    """A snapshot that was not kept means training again; the new weights need not equal the old ones
+    bit for bit (another machine), so the old snapshots and every logit cache beside them must go."""
+    from kd.teachers import load_teacher, teacher_folder
+    long = Recipe(epochs=40, batch_size=64, lr=0.05, eval_every=40)
+    spec = teacher_spec("resnet8", fmnist, 0.002, long, seed=0, width=0.25)
+    folder = teacher_folder(spec)
+    teacher, _ = load_teacher(spec, fmnist, "cpu", log=lambda m: None)
+    teacher.clean_logits("test")
+    teacher.flush()  # a logit cache of the first training's final weights
+    assert (folder / "epoch4.pt").exists() and any(folder.glob("*.logits/*"))
+    (folder / "epoch4.pt").rename(folder / "epoch4.pt.old")  # stands for a snapshot of an older training
+    messages = []
+    teacher_model(spec, fmnist, "cpu", snapshots=(10, 30), log=messages.append)  # 10 and 30 were not kept
+    assert sum("training teacher" in m for m in messages) == 1
+    assert not (folder / "epoch4.pt.old").exists() and not any(folder.glob("*.logits"))
+    assert all((folder / f"epoch{e}.pt").exists() for e in (4, 8, 10, 30))  # every tenth, and those asked for
+    teacher_model(spec, fmnist, "cpu", snapshots=(10, 30), log=messages.append)
+    assert sum("training teacher" in m for m in messages) == 1  # all there now: no third training
+
+
+def test_a_sweep_prepares_each_teacher_once_with_every_snapshot_its_runs_need():
+    from kd import harness
+    teacher = {"model": "resnet8", "width": 0.5, "recipe": RECIPE.as_dict(), "seed": 0}
+    todo = [{"teacher": {**teacher, "epoch": e}, "seed": s} for e in (None, 2, 1) for s in (0, 1)]
+    todo.append({"teacher": {**teacher, "seed": 1}, "seed": 0})
+    todo.append({"teacher": None, "seed": 0})
+    prepared = harness.teacher_preparations(todo)
+    assert [p["teacher"]["seed"] for p in prepared] == [0, 1]
+    assert prepared[0]["teacher_snapshots"] == [1, 2] and prepared[1]["teacher_snapshots"] == []
+    assert all("epoch" not in p["teacher"] and p["prepare_teacher"] for p in prepared)
