@@ -267,6 +267,94 @@ def test_kdas_method_inconclusive(change):
     assert method_verdict(**change) == "inconclusive"
 
 
+# ------------------------------------------------------------------------------------------ Cho & Hariharan
+from experiments import bigger_teachers as bt  # noqa: E402
+from experiments import early_stopped_teachers as est  # noqa: E402
+from experiments import eskd  # noqa: E402
+
+
+def seeded(means: dict, seeds=5, noise=NOISE, drop=(), column="final_test_top1", extra=None):
+    offset = np.array([1.5, -2.0, 0.5, 2.5, -1.0])[:seeds]
+    rows = [{"condition": c, "seed": s, column: m + offset[s] + noise[(s + i) % 5],
+             **({k: v[c] + offset[s] + noise[(s + i + 1) % 5] for k, v in extra.items()} if extra else {})}
+            for i, (c, m) in enumerate(means.items()) if c not in drop for s in range(seeds)]
+    return pd.DataFrame(rows)
+
+
+BT = bt.PROFILES["cpu"]
+
+
+def bigger(depth=(80.0, 81.0, 81.5, 81.0, 79.5), width=(79.0, 80.0, 78.5), temperature=4.0, **kw):
+    """Students per teacher of each series, smallest to largest (resnet8 sits in both)."""
+    means = dict(zip(bt.series_labels(BT, "depth"), depth))
+    means.update(zip(bt.series_labels(BT, "width"), width))
+    means["resnet8"] = depth[0]
+    rows = seeded({f"{label} T={temperature:g}": m for label, m in means.items()}, **kw)
+    return bt.verdict_for(rows, BT)[0]
+
+
+def test_bigger_teachers_reproduced():
+    assert bigger() == "reproduced"
+
+
+def test_bigger_teachers_not_reproduced():
+    assert bigger(width=(79.0, 80.0, 82.0)) == "not reproduced"  # the widest teacher is best
+
+
+@pytest.mark.parametrize("change", [dict(depth=(80.0, 80.3, 80.2, 80.3, 80.1)),  # flat: nothing falls or rises
+                                    dict(noise=8 * NOISE), dict(seeds=1)])
+def test_bigger_teachers_inconclusive(change):
+    assert bigger(**change) == "inconclusive"
+
+
+ESKD = eskd.PROFILES["cpu"]
+
+
+def eskd_verdict(eskd_gain=1.0, early_lead=2.0, end_lead=0.0, **kw):
+    means, early = {"scratch": 80.0}, {"scratch": 70.0}
+    for t in ESKD["eskd_teachers"]:
+        means[f"{t}: full KD"], early[f"{t}: full KD"] = 80.0 + end_lead, 70.0 + early_lead
+        means[f"{t}: ESKD stop {ESKD['verdict_stop']}"] = 80.0 + end_lead + eskd_gain
+        early[f"{t}: ESKD stop {ESKD['verdict_stop']}"] = 70.0 + early_lead
+    return eskd.verdict_for(seeded(means, extra={"early_test_top1": early}, **kw), ESKD)[0]
+
+
+def test_eskd_reproduced():
+    assert eskd_verdict() == "reproduced"
+
+
+@pytest.mark.parametrize("change", [dict(eskd_gain=-1.5), dict(early_lead=0.0, end_lead=2.0)])
+def test_eskd_not_reproduced(change):
+    assert eskd_verdict(**change) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [dict(eskd_gain=0.0), dict(early_lead=2.0, end_lead=2.0), dict(seeds=1)])
+def test_eskd_inconclusive(change):
+    assert eskd_verdict(**change) == "inconclusive"
+
+
+EST = est.PROFILES["cpu"]
+
+
+def snapshots(early=(79.0, 81.5, 80.5), full=80.0, **kw):
+    means = {f"teacher at epoch {e}": m for e, m in zip(EST["epochs"], early)}
+    means[f"teacher at epoch {EST['teacher_recipe'].epochs} (fully trained)"] = full
+    return est.verdict_for(seeded(means, **kw), EST)[0]
+
+
+def test_early_stopped_teachers_reproduced():
+    assert snapshots(early=(80.0, 81.5, 80.5)) == "reproduced"
+
+
+def test_early_stopped_teachers_not_reproduced():
+    assert snapshots(early=(77.0, 78.5, 80.2)) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [dict(early=(78.0, 81.5, 80.5)), dict(early=(80.1, 80.0, 79.9)), dict(seeds=1)])
+def test_early_stopped_teachers_inconclusive(change):
+    assert snapshots(**change) == "inconclusive"
+
+
 # ------------------------------------------------------------------------------------------ VanillaKD
 from experiments import vanillakd_data_scale as vkd  # noqa: E402
 
