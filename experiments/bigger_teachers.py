@@ -113,8 +113,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
         if row.teacher_label == biggest:
             return ""
         t = f" T={row.temperature:g}"
-        v = analysis.contrast(acc(biggest + t), acc(row.teacher_label + t))
-        return "{:+.2f} [{:+.2f}, {:+.2f}]".format(v.diff, *v.interval())
+        return analysis.ci_cell(analysis.contrast(acc(biggest + t), acc(row.teacher_label + t)))
 
     scratch = rows[rows.condition == "scratch"].final_test_top1
     table = pd.DataFrame({"series": summary.series, "T": summary.temperature, "teacher": summary.teacher_label,
@@ -126,10 +125,8 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
                               vs_largest(r) for r in summary.itertuples()]})
     analysis.write_table(
         out, TITLE, CLAIM, PAPER, table, overall, analysis.rule_of(verdict_for),
-        "**Regime** (criterion from the profile; outside it the verdict is inconclusive; checked on the largest "
-        "teacher of the depth series, seed 0, and its students):\n\n" + regime
-        + "\n\n**Comparisons** (a - b over seeds; Holm over the six of each line; MDE: the smallest true "
-          "difference found with 80% power at this n):\n" + "\n".join(lines)
+        analysis.evidence([regime], lines, "the six of each line",
+                          "checked on the largest teacher of the depth series, seed 0, and its students")
         + f"\n\nScratch student (labels only): {analysis.fmt(scratch.mean(), scratch.std(), len(scratch))}. "
           "The KD term is kd_weight * T^2 KL at the end of training, averaged over the last epoch's batches.")
     plot(rows, summary, scratch, out)

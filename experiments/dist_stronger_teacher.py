@@ -220,8 +220,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
         "teacher top-1": [f"{x:.2f}" if x == x else "" for x in summary.teacher_test_top1.astype(float)],
         "student recipe": summary.student_recipe, "method": summary.method,
         "student top-1 (mean ± std)": analysis.accuracy_cells(summary),
-        "minus scratch (same recipe), paired [95% CI]": ["" if v is None else "{:+.2f} [{:+.2f}, {:+.2f}]".format(
-            v.diff, *v.interval()) for v in vs_scratch],
+        "minus scratch (same recipe), paired [95% CI]": [analysis.ci_cell(v) for v in vs_scratch],
         "test KL(p_t || p_s)": summary.final_test_kl_teacher_student,
         "Pearson inter / intra": [f"{a:.3f} / {b:.3f}" if a == a else "" for a, b in
                                   zip(summary.final_test_pearson_inter, summary.final_test_pearson_intra)]})

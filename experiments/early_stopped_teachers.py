@@ -87,15 +87,12 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
                           "teacher top-1 (mean of its seeds)": summary.teacher_test_top1.round(2),
                           "student top-1 (mean ± std)": analysis.accuracy_cells(summary),
                           "minus the fully trained teacher's student, paired [95% CI]": [
-                              "" if v is None else "{:+.2f} [{:+.2f}, {:+.2f}]".format(v.diff, *v.interval())
-                              for v in vs]})
+                              analysis.ci_cell(v) for v in vs]})
     analysis.write_table(
         out, TITLE, CLAIM, PAPER, table, overall, analysis.rule_of(verdict_for),
         f"Teacher {p['teacher_label']}, snapshots of its {p['teacher_recipe'].epochs}-epoch schedule.\n\n"
-        "**Regime** (criterion from the profile, on the fully trained teacher, seed 0, and its students; "
-        "outside it the verdict is inconclusive):\n\n" + regime
-        + "\n\n**Comparisons** (a - b over seeds; Holm over all; MDE: the smallest true difference found with "
-          "80% power at this n):\n" + analysis.verdict_line("snapshots", verdict, c))
+        + analysis.evidence([regime], [analysis.verdict_line("snapshots", verdict, c)], "all",
+                            "checked on the fully trained teacher, seed 0, and its students"))
     plot(rows, summary, p, out)
     return overall
 

@@ -113,8 +113,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     def vs_full(condition: str) -> str:
         if ": ESKD" not in condition:
             return ""
-        v = analysis.contrast(acc(condition), acc(condition.split(": ")[0] + ": full KD"))
-        return "{:+.2f} [{:+.2f}, {:+.2f}]".format(v.diff, *v.interval())
+        return analysis.ci_cell(analysis.contrast(acc(condition), acc(condition.split(": ")[0] + ": full KD")))
 
     table = pd.DataFrame({"condition": summary.condition,
                           f"test top-1 at epoch {early_epoch}": summary.early_test_top1.round(2),
@@ -124,10 +123,8 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
         out, TITLE, CLAIM, PAPER, table, overall, analysis.rule_of(verdict_for),
         f"Stops at epochs {', '.join(map(str, p['stops']))} of {p['recipe'].epochs}; the verdict's at "
         f"{p['verdict_stop']}. After the stop the student trains on the labels alone (its KD term is off).\n\n"
-        "**Regime** (criterion from the profile; outside it the verdict is inconclusive; checked on the largest "
-        "teacher, seed 0, and its full-KD students):\n\n" + regime
-        + "\n\n**Comparisons** (a - b over seeds; Holm over all; MDE: the smallest true difference found with "
-          "80% power at this n):\n" + analysis.verdict_line("ESKD", verdict, c))
+        + analysis.evidence([regime], [analysis.verdict_line("ESKD", verdict, c)], "all",
+                            "checked on the largest teacher, seed 0, and its full-KD students"))
     plot(history, summary, p, out)
     return overall
 

@@ -136,20 +136,12 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     largest = mix.groupby("condition")["largest class share (%)"].max()
     summary["largest class share"] = summary.condition.map(largest)
     summary.to_csv(out.summary, index=False)
-    deciding, lines, regimes = [], [], []
-    for pair, part in rows.groupby("pair", sort=False):
-        met, block = analysis.regime(part, p["regime"], "all")
-        regimes.append(f"{pair}:\n\n{block}")
-        verdict, c = verdict_for(part)
-        deciding.append(verdict if met else "inconclusive")
-        lines.append(analysis.verdict_line(pair, verdict, c))
-    overall = analysis.combine(deciding)
+    overall, regimes, lines = analysis.judge_pairs(rows, p["regime"], "all", verdict_for)
     acc = analysis.metric_of(rows, "condition")
     method = label(ABLATED)
 
     def paired(a: str, b: str) -> str:
-        v = analysis.contrast(acc(a), acc(b))
-        return "{:+.2f} [{:+.2f}, {:+.2f}]".format(v.diff, *v.interval())
+        return analysis.ci_cell(analysis.contrast(acc(a), acc(b)))
 
     s = summary
     table = pd.DataFrame({
@@ -162,9 +154,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
                                        else "" for c in s.condition]})
     analysis.write_table(
         out, TITLE, CLAIM, PAPER, table, overall, analysis.rule_of(verdict_for),
-        "**Regime** (criterion from the profile; outside it the verdict is inconclusive):\n\n"
-        + "\n\n".join(regimes) + "\n\n**Comparisons** (a - b over seeds; Holm over the nine; MDE: the smallest "
-        "true difference found with 80% power at this n):\n" + "\n".join(lines)
+        analysis.evidence(regimes, lines, "the nine")
         + f"\n\nThe method re-ranks every {p['period']} epoch(s) by KL_TS ({p['direction']} direction) on clean "
           f"views; random k% is re-drawn as often. '{EQUAL_STEPS}' trains on all samples for as many steps as "
           f"the 60% subsets: if it too matches 'all', a subset's match says that fewer steps suffice, not that "

@@ -173,8 +173,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
         "KL_TG range (nats)": [f"{a:.1e} .. {b:.1e}" for a, b in zip(s.kl_tg_min, s.kl_tg_max)],
         "largest class share": (100 * s.top_class_share).round().astype(int).astype(str) + "%",
         "student top-1 (mean ± std)": analysis.accuracy_cells(s),
-        "minus 'all', paired [95% CI]": ["" if v is None else "{:+.2f} [{:+.2f}, {:+.2f}]".format(
-            v.diff, *v.interval()) for v in vs_all]})
+        "minus 'all', paired [95% CI]": [analysis.ci_cell(v) for v in vs_all]})
     analysis.write_table(out, TITLE, CLAIM, PAPER, table, overall, analysis.rule_of(verdict_for),
                          "**Regime** (criterion from the profile; outside it the verdict is inconclusive):\n\n"
                          + "\n\n".join(regimes) + "\n\n**Comparisons** (a - b over seeds; Holm over the four of "

@@ -76,25 +76,15 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
 def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     summary = analysis.summarise(rows, ["pair", "condition"])
     summary.to_csv(out.summary, index=False)
-    deciding, lines, regimes = [], [], []
-    for pair, part in rows.groupby("pair", sort=False):
-        met, block = analysis.regime(part, p["regime"], "kd")
-        regimes.append(f"{pair}:\n\n{block}")
-        verdict, c = verdict_for(part)
-        deciding.append(verdict if met else "inconclusive")
-        lines.append(analysis.verdict_line(pair, verdict, c))
-    overall = analysis.combine(deciding)
+    overall, regimes, lines = analysis.judge_pairs(rows, p["regime"], "kd", verdict_for)
     acc = analysis.metric_of(rows, "condition")
-    vs = [analysis.contrast(acc(c), acc("kd")) if c != "kd" else None for c in summary.condition]
     table = pd.DataFrame({"pair": summary.pair, "condition": summary.condition,
                           "student top-1 (mean ± std)": analysis.accuracy_cells(summary),
                           "minus plain KD, paired [95% CI]": [
-                              "" if v is None else "{:+.2f} [{:+.2f}, {:+.2f}]".format(v.diff, *v.interval())
-                              for v in vs]})
+                              analysis.ci_cell(analysis.contrast(acc(c), acc("kd")) if c != "kd" else None)
+                              for c in summary.condition]})
     analysis.write_table(out, TITLE, CLAIM, PAPER, table, overall, analysis.rule_of(verdict_for),
-                         "**Regime** (criterion from the profile; outside it the verdict is inconclusive):\n\n"
-                         + "\n\n".join(regimes) + "\n\n**Comparisons** (a - b over seeds; Holm over the two; "
-                         "MDE: the smallest true difference found with 80% power at this n):\n" + "\n".join(lines)
+                         analysis.evidence(regimes, lines, "the two")
                          + f"\n\nBand: quantiles {p['band'][0]:.0%}-{p['band'][1]:.0%} of KL_TG in each batch "
                            f"(direction '{p['direction']}'), lambda {p['lam']:g}; the ramp grows lambda from 0 "
                            "over the first half of training (the paper ramps it up; its length could not be "

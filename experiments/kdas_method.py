@@ -105,16 +105,10 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
                                                              "teacher_mflops"]].mean().reset_index()
     summary = summary.merge(extra, on=["pair", "condition"])
     summary.to_csv(out.summary, index=False)
-    deciding, lines, regimes = [], [], []
+    overall, regimes, lines = analysis.judge_pairs(rows, p["regime"], "KD", verdict_for)
     for pair, part in rows.groupby("pair", sort=False):
-        met, block = analysis.regime(part, p["regime"], "KD")
-        regimes.append(f"{pair}:\n\n{block}")
-        verdict, c = verdict_for(part)
-        deciding.append(verdict if met else "inconclusive")
-        lines.append(analysis.verdict_line(f"{pair}, KD + KDAS vs KD", verdict, c))
-        shown, c = verdict_for(part, "DKD")
-        lines.append(analysis.verdict_line(f"{pair}, DKD + KDAS vs DKD (shown, not judged)", shown, c))
-    overall = analysis.combine(deciding)
+        lines.append(analysis.verdict_line(f"{pair}, DKD + KDAS vs DKD (shown, not judged)",
+                                           *verdict_for(part, "DKD")))
     acc = analysis.metric_of(rows, "condition")
     base_of = lambda c: "DKD" if c.startswith("DKD") else "KD"  # noqa: E731
 
@@ -123,7 +117,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
             return ""
         v = (analysis.contrast(acc(c), acc(base_of(c))) if column == "acc"
              else analysis.contrast(saving(rows, c, base_of(c)), saving(rows, c, base_of(c)) * 0))
-        return "{:+.2f} [{:+.2f}, {:+.2f}]".format(v.diff, *v.interval())
+        return analysis.ci_cell(v)
 
     s = summary
     table = pd.DataFrame({
@@ -135,9 +129,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     flops = s.iloc[0]
     analysis.write_table(
         out, TITLE, CLAIM, PAPER, table, overall, analysis.rule_of(verdict_for),
-        "**Regime** (criterion from the profile; outside it the verdict is inconclusive):\n\n"
-        + "\n\n".join(regimes) + "\n\n**Comparisons** (a - b over seeds; Holm over the three of each line; "
-        "MDE: the smallest true difference found with 80% power at this n):\n" + "\n".join(lines)
+        analysis.evidence(regimes, lines, "the three of each line")
         + f"\n\nKDAS (paper): top-K(t) by KL_TS, K linear 60% -> 40%, re-ranked every {p['period']} epoch(s) on "
           f"clean views of the whole pool (the teacher's clean logits once per run); quality weights gamma 0.5, "
           f"lambda 1000, band 20-80%, ramped up over {p['ramp_share']:.0%} of training (the ramp's length could "

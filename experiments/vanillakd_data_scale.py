@@ -213,8 +213,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
         "training images": [f"{s:,} ({100 * s / n_train:g}%)" for s in summary.scale],
         "recipe": [f"{a}, {e} epochs" for a, e in zip(summary.recipe_arm, summary.epochs)],
         "method": summary.method_name, "student top-1 (mean ± std)": analysis.accuracy_cells(summary),
-        "minus KD (same size and recipe), paired [95% CI]": [
-            "" if g is None else "{:+.2f} [{:+.2f}, {:+.2f}]".format(g.diff, *g.interval()) for g in gaps],
+        "minus KD (same size and recipe), paired [95% CI]": [analysis.ci_cell(g) for g in gaps],
         "samples processed": summary.samples.round().astype(int)})
     t = p["teacher"] + (" (pretrained)" if p.get("teacher_pretrained") else "")
     analysis.write_table(

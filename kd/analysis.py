@@ -137,29 +137,6 @@ def decide(contrasts: dict[str, Contrast], alpha: float = ALPHA) -> dict[str, Co
     return contrasts
 
 
-# The v1 rule, kept for the findings not yet re-run under the paired rule (issue 17): their committed
-# tables were judged with it, and their rows carry no rule_id.
-@dataclass
-class Comparison:
-    diff: float      # mean(a) - mean(b)
-    se: float        # standard error of that difference
-    outcome: str     # "better", "worse" or "within noise": beyond two standard errors or not
-
-    def __str__(self):
-        return f"{self.diff:+.2f} pp (2 SE = {2 * self.se:.2f}): {self.outcome}"
-
-
-def compare(a: pd.Series, b: pd.Series) -> Comparison:
-    """v1: two-standard-error rule on the difference of means. With one seed per side there is no noise
-    estimate, so nothing is called better or worse."""
-    diff = a.mean() - b.mean()
-    se = math.sqrt(a.var() / len(a) + b.var() / len(b)) if min(len(a), len(b)) > 1 else float("nan")
-    if math.isnan(se):
-        return Comparison(diff, se, "within noise")
-    outcome = "better" if diff > 2 * se else "worse" if diff < -2 * se else "within noise"
-    return Comparison(diff, se, outcome)
-
-
 # ----------------------------------------------------------------------------------------- regime
 def last_quarter_gain(history: list[dict], metric: str = "test_top1") -> float:
     """How much the metric still rose over the last quarter of training: its value at the end minus its
@@ -207,19 +184,32 @@ def verdict_line(label: str, verdict: str, facts: dict) -> str:
     return f"- {label}: **{verdict}**; " + "; ".join(f"{k} {v}" for k, v in facts.items())
 
 
-def judge(rows: pd.DataFrame, by: str, verdict_for, *args, suffix: str = "") -> tuple[str, list[str]]:
-    """Apply a finding's verdict rule to each group (e.g. each teacher-student pair): the combined
-    verdict and one line of comparisons per group (labelled with the group and `suffix`)."""
-    verdicts, lines = [], []
-    for label, part in rows.groupby(by, sort=False):
-        verdict, facts = verdict_for(part, *args)
-        verdicts.append(verdict)
-        lines.append(verdict_line(f"{label}{suffix}", verdict, facts))
-    return combine(verdicts), lines
+def judge_pairs(rows: pd.DataFrame, criterion: dict, baseline: str, verdict_for, *args
+                ) -> tuple[str, list[str], list[str]]:
+    """v2: for each teacher-student pair, its regime block (the teacher and the `baseline` condition's
+    students) and its verdict with the comparisons behind it. Returns the combined verdict (a pair outside
+    the regime counts as inconclusive), the regime blocks and the comparison lines."""
+    verdicts, regimes, lines = [], [], []
+    for pair, part in rows.groupby("pair", sort=False):
+        met, block = regime(part, criterion, baseline)
+        verdict, contrasts = verdict_for(part, *args)
+        verdicts.append(verdict if met else "inconclusive")
+        regimes.append(f"{pair}:\n\n{block}")
+        lines.append(verdict_line(pair, verdict, contrasts))
+    return combine(verdicts), regimes, lines
 
 
-def comparisons_note(lines: list[str]) -> str:
-    return "Comparisons (difference of mean test top-1, two standard errors):\n" + "\n".join(lines)
+def evidence(regimes: list[str], lines: list[str], family: str, where: str = "") -> str:
+    """What a v2 verdict rests on, for the table's notes: the regime block(s) (`where`: what they were
+    checked on) and the comparisons, corrected together over `family` (e.g. "the four")."""
+    return (f"**Regime** (criterion from the profile{'; ' + where if where else ''}; outside it the verdict is "
+            f"inconclusive):\n\n" + "\n\n".join(regimes) + f"\n\n**Comparisons** (a - b over seeds; Holm over "
+            f"{family}; MDE: the smallest true difference found with 80% power at this n):\n" + "\n".join(lines))
+
+
+def ci_cell(c: "Contrast | None") -> str:
+    """A paired difference as a table cell, '+1.23 [+0.45, +2.01]' (its 95% CI); empty for none."""
+    return "" if c is None else "{:+.2f} [{:+.2f}, {:+.2f}]".format(c.diff, *c.interval())
 
 
 def rule_of(verdict_for) -> str:
