@@ -209,8 +209,9 @@ def distill(config: dict, ctx: Context, pool: torch.Tensor, objective=None, samp
     student = create_model(config["student"], ctx.data.num_classes, ctx.data.in_chans, config["student_width"])
     if config.get("teacher_init") is not None:  # lambda * teacher + (1 - lambda) * this random init
         blend_into(student, teacher.models[0], config["teacher_init"])
+    state = ctx.out.state(records.run_id(config)) if ctx.out is not None else None
     result, = fit([student], [objective], data, sampler, r, config["seed"], teacher, ctx.device,
-                  log=ctx.log, name=f"{config['condition']} seed {config['seed']}")
+                  log=ctx.log, name=f"{config['condition']} seed {config['seed']}", state=state)
     shape = (ctx.data.in_chans, ctx.data.image_size)
     flops = {"student_mflops": forward_mflops(student, *shape)}
     if teacher is not None:
@@ -327,6 +328,9 @@ def parse_args(module, argv=None):
     only.add_argument("--dry-run", action="store_true", help="list the runs and their estimated cost; train nothing")
     only.add_argument("--plot-only", action="store_true",
                     help="regenerate the figure and table from existing CSVs; train nothing")
+    ap.add_argument("--keep-state", action="store_true",
+                    help="keep each finished run's resume state (results/<name>/<profile>/resume/; by default it "
+                         "is removed once the run's row is written)")
     ap.add_argument("--results-root", type=Path, default=REPO / "results", help=argparse.SUPPRESS)
     ap.add_argument("--figures-root", type=Path, default=REPO / "figures", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
@@ -491,6 +495,9 @@ def sweep(module, args, p: dict, out: Outputs, todo: list[dict], isolate: bool) 
                                    {"profile": args.profile, "rule_id": out.rule_id, **result.get("extra", {})})
             records.write_history(out.history(rid), result["history"])
             records.append_row(out.runs, row)
+            if not args.keep_state:  # the row is written: the run needs no resuming any more
+                for path in (out.state(rid), records.sum_path(out.state(rid))):
+                    path.unlink(missing_ok=True)
 
     def work(runner, queue):
         while True:
