@@ -128,6 +128,9 @@ def train_epoch(students: list[Student], data, sampler, teacher, seed: int, epoc
     bar.close()
 
 
+STATE_EVERY_S = 30.0  # a run saves its state after an epoch once this long has passed since the last save
+
+
 def save_state(path: Path, epoch: int, students: list, sampler, spent: dict):
     """Everything a run needs to go on after `epoch` as if it had never stopped."""
     atomic_save({"epoch": epoch, "sampler": sampler.state_dict(), "spent": spent, "rng": torch.get_rng_state(),
@@ -162,9 +165,10 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
         state: Path | None = None) -> list[dict]:
     """Train each model with its objective, all on the batches that `sampler` plans for each epoch.
     `on_epoch(epoch, student)` is called after each epoch's evaluation (teacher snapshots use it).
-    With `state`, the run saves everything it needs there after every epoch and, if a state is there when
-    it starts, goes on from it: a killed run resumes where it stopped, with the same final numbers (on CPU,
-    bit for bit). The file is the caller's to remove once the run is recorded.
+    With `state`, the run saves everything it needs there after an epoch (every STATE_EVERY_S seconds at
+    most, so that thousands of short epochs cost no more than a few saves) and, if a state is there when it
+    starts, goes on from it: a killed run resumes where it stopped, with the same final numbers (on CPU, bit
+    for bit). The file is the caller's to remove once the run is recorded.
 
     Returns, per model, {history, final, best, wall_s, cpu_s, samples, teacher_forwards}: `final` holds the last
     epoch's metrics, `best` those of the epoch with the highest test top-1.
@@ -181,6 +185,7 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
     # CPU time: what a loaded machine cannot inflate; both clocks go on from a resumed run's
     start = time.perf_counter() - spent.get("wall_s", 0.0)
     cpu_start = time.process_time() - spent.get("cpu_s", 0.0)
+    saved = time.perf_counter()
     for epoch in range(done + 1, recipe.epochs + 1):
         t0 = time.perf_counter()
         train_epoch(students, data, sampler, teacher, seed, epoch, f"{name} epoch {epoch}/{recipe.epochs}")
@@ -205,7 +210,8 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
                         if "test_top1" in s.history[-1])
         log(f"{name} epoch {epoch}/{recipe.epochs}: {students[0].seen} samples, "
             f"{time.perf_counter() - t0:.1f}s" + (f", {msg}" if msg else ""))
-        if state is not None:
+        if state is not None and time.perf_counter() - saved >= STATE_EVERY_S and epoch < recipe.epochs:
+            saved = time.perf_counter()
             save_state(state, epoch, students, sampler, {
                 "wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu_start,
                 "teacher_forwards": (teacher.forwards if teacher is not None else 0) - forwards_before})

@@ -20,6 +20,12 @@ class Killed(Exception):
     pass
 
 
+@pytest.fixture(autouse=True)
+def _save_every_epoch(monkeypatch):
+    import kd.train
+    monkeypatch.setattr(kd.train, "STATE_EVERY_S", 0.0)  # these runs are seconds long
+
+
 def run(data, pool, sampler, state=None, kill_after=None):
     torch.manual_seed(0)
     teacher_model = create_model("resnet8", 10, 1, width=0.5).eval()
