@@ -28,6 +28,7 @@ def module_of(name: str):
 def dry_run(argv: list[str]) -> int:
     total, teachers, cache = 0.0, {}, {}
     device = None
+    print(f"all --profile {harness.parse_args(module_of(FINDINGS[0]), argv).profile}: {len(FINDINGS)} findings")
     for name in FINDINGS:
         module = module_of(name)
         args = harness.parse_args(module, argv)

@@ -17,8 +17,9 @@ def test_all_runs_every_finding_script():
 def test_dry_run_prices_every_finding_and_the_total(tmp_path, capsys):
     assert all_findings.main(["--dry-run", "--profile", "smoke", "--results-root", str(tmp_path), "--jobs", "2"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in out[:-1]] == list(all_findings.FINDINGS)
-    assert all(re.search(r"estimated \d+ min of runs \(\d+ min with --jobs 2\)", line) for line in out)
+    assert out[0] == f"all --profile smoke: {len(all_findings.FINDINGS)} findings"
+    assert [line.split()[0] for line in out[1:-1]] == list(all_findings.FINDINGS)
+    assert all(re.search(r"estimated \d+ min of runs \(\d+ min with --jobs 2\)", line) for line in out[1:])
     assert out[-1].startswith("all findings: estimated")
     assert not any(tmp_path.iterdir())  # a dry run writes nothing
 
