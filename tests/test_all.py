@@ -31,7 +31,7 @@ def test_results_page_is_the_committed_tables_rendered_and_agrees_with_the_readm
     for name in all_findings.FINDINGS:
         f = report.finding(name, "cpu")
         assert readme[name] == (f["verdict"] if f else "pending"), name
-        if f:
+        if f and f["verdict"] != "pending":
             assert f"**Verdict: {f['verdict']}.**" in page
 
 
