@@ -52,11 +52,6 @@ def metric(rows: pd.DataFrame, name: str):
     return analysis.metric_of(rows, "condition", name)
 
 
-def constant(series: pd.Series, value: float) -> pd.Series:
-    """A fixed reference (e.g. 99% agreement) with a series' seeds, for a one-sample paired contrast."""
-    return pd.Series(value, index=series.index)
-
-
 def table(rows: pd.DataFrame, conditions: list[str]) -> pd.DataFrame:
     """One line per condition: mean ± std over seeds of every fidelity metric present."""
     out = {"condition": conditions}

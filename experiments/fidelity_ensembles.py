@@ -76,9 +76,9 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
     c = analysis.decide({
         "test top-1: 1 teacher vs scratch": analysis.contrast(acc(one), acc("scratch")),
         f"test agreement, 1 teacher vs {perfect:g}%": analysis.contrast(agree(one),
-                                                                       common.constant(agree(one), perfect)),
+                                                                       analysis.constant(agree(one), perfect)),
         f"train agreement, 1 teacher vs {perfect:g}%": analysis.contrast(
-            train_agree(one), common.constant(train_agree(one), perfect)),
+            train_agree(one), analysis.constant(train_agree(one), perfect)),
         "test top-1: 5 vs 1 teachers": analysis.contrast(acc(five), acc(one)),
         f"test agreement: 1 vs 5 teachers, margin {margin:g} pp": analysis.contrast(agree(one), agree(five), margin),
         "test agreement: 5 vs 1 teachers": analysis.contrast(agree(five), agree(one))}, RULE["alpha"])

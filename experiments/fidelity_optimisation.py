@@ -73,7 +73,7 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
     c = analysis.decide({
         "lambda 1 vs lambda 0": analysis.contrast(agree(label(1.0)), agree(label(0.0))),
         f"lambda 1 vs {perfect:g}%, margin {margin:g} pp": analysis.contrast(
-            agree(label(1.0)), common.constant(agree(label(1.0)), perfect), margin),
+            agree(label(1.0)), analysis.constant(agree(label(1.0)), perfect), margin),
         "lambda 0.75 vs lambda 0.25": analysis.contrast(agree(label(0.75)), agree(label(0.25))),
         f"lambda 0 at {LONGER[-1]}x epochs vs lambda 1": analysis.contrast(agree(label(0.0, LONGER[-1])),
                                                                           agree(label(1.0)))}, RULE["alpha"])

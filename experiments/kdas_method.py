@@ -90,7 +90,8 @@ def verdict_for(rows: pd.DataFrame, base: str = "KD") -> tuple[str, dict]:
         f"{method} vs {base}, margin {RULE['margin_pp']:g} pp": analysis.contrast(acc(method), acc(base),
                                                                                  RULE["margin_pp"]),
         f"{method} vs {base}": analysis.contrast(acc(method), acc(base)),
-        f"{method}: CPU time saved (%) vs none": analysis.contrast(spared, spared * 0)}, RULE["alpha"])
+        f"{method}: CPU time saved (%) vs none": analysis.contrast(spared, analysis.constant(spared, 0))},
+        RULE["alpha"])
     non_inferior, vs_base, saves = (x.outcome for x in c.values())
     if vs_base == "worse" or saves == "worse":
         return "not reproduced", c
@@ -115,9 +116,10 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     def versus(c: str, column: str) -> str:
         if c == base_of(c):
             return ""
-        v = (analysis.contrast(acc(c), acc(base_of(c))) if column == "acc"
-             else analysis.contrast(saving(rows, c, base_of(c)), saving(rows, c, base_of(c)) * 0))
-        return analysis.ci_cell(v)
+        if column == "acc":
+            return analysis.ci_cell(analysis.contrast(acc(c), acc(base_of(c))))
+        spared = saving(rows, c, base_of(c))
+        return analysis.ci_cell(analysis.contrast(spared, analysis.constant(spared, 0)))
 
     s = summary
     table = pd.DataFrame({

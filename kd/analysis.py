@@ -50,6 +50,12 @@ def summarise(rows: pd.DataFrame, by, metric: str = "final_test_top1") -> pd.Dat
     return out.reset_index()
 
 
+def constant(series: pd.Series, value: float) -> pd.Series:
+    """A fixed reference (e.g. 99% agreement, or no saving) with a series' seeds, for a one-sample paired
+    contrast."""
+    return pd.Series(value, index=series.index)
+
+
 def metric_of(rows: pd.DataFrame, by: str, metric: str = "final_test_top1"):
     """label -> the metric over the rows whose `by` column holds that label, indexed by seed."""
     return lambda label: rows.loc[rows[by] == label].set_index("seed")[metric]

@@ -249,8 +249,7 @@ class Augmented:
         self.base, self.rotate, self.mixup = base, float(rotate), float(mixup)
         angles = torch.linspace(-rotate, rotate, self.ROTATION_STEPS) if rotate else torch.zeros(1)
         self.radians = torch.deg2rad(angles).to(base.device)
-        self.keyed_views = base.num_views * len(angles)
-        self.num_views = None if mixup else self.keyed_views
+        self.num_views = None if mixup else base.num_views * len(angles)
 
     def __getattr__(self, name):  # everything not about training views: the base dataset's
         if name == "base":

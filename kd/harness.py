@@ -404,9 +404,8 @@ def costs(args, p: dict, todo: list[dict], cache: dict) -> tuple[dict, dict]:
     torch.set_num_threads(1)
     try:
         runs = {records.run_id(c): estimate_seconds(c, device, cache) for c in todo}
-        teachers = {records.run_id({k: v for k, v in m["teacher"].items() if k != "epoch"}): m for c in todo
-                    if c.get("teacher") and "model" in c["teacher"] and not c["teacher"].get("pretrained")
-                    for m in member_configs(c)}
+        teachers = {records.run_id(m["teacher"]): m for m in teacher_preparations(todo)  # trained here
+                    if "model" in m["teacher"] and not m["teacher"].get("pretrained")}
         teacher_sec = {k: estimate_seconds(teacher_run(c), device, cache) for k, c in teachers.items()
                        if not teacher_cached(c, p, args.data_dir)}
     finally:

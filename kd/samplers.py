@@ -147,11 +147,11 @@ class KDAS(Shuffle):
             self._kept, self._kept_labels = [], []
             return self.shuffled(self.pool, epoch, math.ceil(self.batch_size / self.ratio(epoch)))
         if self.is_sampling(epoch) or self.selected is None:
-            self.selected = self._rank(epoch, probe, probe.labels(self.pool))
+            self.selected = self._rank(epoch, probe)
             self._selected_labels, self._num_classes = probe.labels(self.selected), probe.num_classes
         return self.shuffled(self.selected, epoch)
 
-    def _rank(self, epoch: int, probe, labels: Tensor) -> Tensor:
+    def _rank(self, epoch: int, probe) -> Tensor:
         """The pool's top K(t) by KL_TS (after the skipped outliers), or a random K(t); per class if balanced."""
         k = self._keep_count(len(self.pool), epoch)
         if self.random:
@@ -166,7 +166,7 @@ class KDAS(Shuffle):
             skip = math.ceil(len(order) * self.excluded(epoch))
             if not self.balanced:
                 return self.pool[order[skip:skip + k]]
-        keep = []
+        keep, labels = [], probe.labels(self.pool)
         for c in labels.unique():  # the same selection within each class: its own top (or random) K(t)
             ranked = order[labels[order] == c]
             skip = 0 if self.random else math.ceil(len(ranked) * self.excluded(epoch))

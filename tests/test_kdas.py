@@ -172,6 +172,8 @@ def test_per_enlarged_batch_selection_keeps_exactly_b():
 def test_bad_kdas_options_are_clear_errors():
     with pytest.raises(KDError, match="mode"):
         KDAS(torch.arange(4), 2, 0, lambda e: 0.5, lambda e: True, mode="local")
+    with pytest.raises(KDError, match="Class-balanced KDAS selection ranks the whole pool"):
+        make_kdas(torch.arange(4), 2, 0, 10, mode="batch", balanced=True)
     with pytest.raises(KDError, match="gamma"):
         QualityWeights(gamma=2.0)
     config = {"student": "resnet8", "recipe": harness.Recipe().as_dict(), "sampler": {"ratio": "linear", "spead": 1},

@@ -97,3 +97,11 @@ def test_a_sweep_prepares_each_teacher_once_with_every_snapshot_its_runs_need():
     assert [p["teacher"]["seed"] for p in prepared] == [0, 1]
     assert prepared[0]["teacher_snapshots"] == [1, 2] and prepared[1]["teacher_snapshots"] == []
     assert all("epoch" not in p["teacher"] and p["prepare_teacher"] for p in prepared)
+
+
+def test_a_snapshot_outside_the_schedule_is_a_clear_error_before_any_training(fmnist):
+    spec = teacher_spec("resnet8", fmnist, 0.01, RECIPE, seed=0, width=0.5)
+    with pytest.raises(KDError, match=r"snapshot must be at an epoch in \[1, 2\], got 5"):
+        teacher_model(spec, fmnist, "cpu", snapshots=(1, 5), log=lambda m: None)
+    from kd.teachers import teacher_folder
+    assert not (teacher_folder(spec) / "final.pt").exists()
