@@ -456,6 +456,16 @@ def parse_args(module, argv=None):
     ap.add_argument("--keep-state", action="store_true",
                     help="keep each finished run's resume state (results/<name>/<profile>/resume/; by default it "
                          "is removed once the run's row is written)")
+    slurm = ap.add_argument_group("Slurm (submitit): one job per run, as job arrays")
+    slurm.add_argument("--launcher", default="processes", choices=("processes", "slurm", "submitit-local"),
+                       help="processes (default): --jobs child processes here; slurm: submit the remaining runs as "
+                            "a Slurm job array; submitit-local: the same arrays through submitit's local executor")
+    slurm.add_argument("--partition", help="Slurm partition")
+    slurm.add_argument("--gpus-per-run", type=int, default=1, help="GPUs per job (default %(default)s)")
+    slurm.add_argument("--time", type=int, default=24 * 60,
+                       help="minutes per job before Slurm stops it; submitit requeues it and the run resumes "
+                            "from its saved state (default %(default)s)")
+    slurm.add_argument("--array-parallelism", type=int, default=16, help="jobs of an array running at once")
     ap.add_argument("--results-root", type=Path, default=REPO / "results", help=argparse.SUPPRESS)
     ap.add_argument("--figures-root", type=Path, default=REPO / "figures", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
@@ -493,7 +503,11 @@ def _main(module, args, isolate: bool) -> int:
         return _report(module, done, p, out, configs)
     if args.dry_run:
         return dry_run(module, args, p, configs, todo)
-    failed = sweep(module, args, p, out, todo, isolate)
+    if args.launcher == "processes":
+        failed = sweep(module, args, p, out, todo, isolate)
+    else:
+        from kd import slurm
+        failed = slurm.sweep(module, args, p, out, todo)
     code = _report(module, completed(out), p, out, configs)
     if failed:
         print(f"{len(failed)} runs failed ({', '.join(failed)}); re-run the same command to redo them.",
