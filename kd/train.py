@@ -14,6 +14,7 @@ import torch
 from timm.scheduler import CosineLRScheduler, MultiStepLRScheduler
 from tqdm import tqdm
 
+from kd import distributed
 from kd.device import autocast, eval_batch_size, place
 from kd.errors import KDError
 from kd.metrics import classification_metrics
@@ -70,8 +71,10 @@ class Student:
     """One model being trained: its objective, optimiser, schedule and running sums."""
 
     def __init__(self, model, objective, recipe: Recipe, device):
-        self.model = place(model, device).train()
-        self.forward = torch.compile(self.model) if recipe.compile else self.model
+        self.model = distributed.wrap(place(model, device).train())
+        self.forward = distributed.forward(self.model)  # DDP under torchrun, the model itself otherwise
+        if recipe.compile:
+            self.forward = torch.compile(self.forward)
         self.objective = objective
         self.opt = torch.optim.SGD(self.model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                    nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
@@ -176,6 +179,7 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
     recipe.check()
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     students = [Student(m, o, recipe, device) for m, o in zip(models, objectives)]
+    sampler = distributed.shard(sampler)  # under torchrun each rank trains on its part of every batch
     needs_teacher = any(o.uses_teacher(e) for o in objectives for e in range(1, recipe.epochs + 1))
     if needs_teacher and teacher is None:
         raise KDError("This objective distils from a teacher, but no teacher was given.")
@@ -191,6 +195,7 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
         train_epoch(students, data, sampler, teacher, seed, epoch, f"{name} epoch {epoch}/{recipe.epochs}")
         evaluate = epoch % recipe.eval_every == 0 or epoch == recipe.epochs
         for s in students:
+            s.sums, s.correct, s.seen, s.bad = distributed.reduce_epoch(s.sums, s.correct, s.seen, s.bad)
             if s.bad.item():
                 raise KDError(f"{name}: the training loss became NaN or infinite in epoch {epoch} "
                               f"(terms {', '.join(s.sums)}). Lower the learning rate or the loss weights; "
@@ -210,7 +215,8 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
                         if "test_top1" in s.history[-1])
         log(f"{name} epoch {epoch}/{recipe.epochs}: {students[0].seen} samples, "
             f"{time.perf_counter() - t0:.1f}s" + (f", {msg}" if msg else ""))
-        if state is not None and time.perf_counter() - saved >= STATE_EVERY_S and epoch < recipe.epochs:
+        if (state is not None and time.perf_counter() - saved >= STATE_EVERY_S and epoch < recipe.epochs
+                and distributed.is_writer()):
             saved = time.perf_counter()
             save_state(state, epoch, students, sampler, {
                 "wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu_start,
