@@ -25,8 +25,13 @@ def module_of(name: str):
     return importlib.import_module(f"experiments.{name}")
 
 
+def measured(cache: dict, device) -> harness.MeasuredCosts:
+    """GPU costs: those just timed on this GPU, else the last GPU's in results/benchmarks."""
+    return harness.MeasuredCosts.timed_here(cache, device) if device.type == "cuda" else harness.MeasuredCosts()
+
+
 def dry_run(argv: list[str]) -> int:
-    total, teachers, cache = 0.0, {}, {}
+    total, teachers, cache, todo_all, teachers_all = 0.0, {}, {}, [], {}
     device = None
     print(f"all --profile {harness.parse_args(module_of(FINDINGS[0]), argv).profile}: {len(FINDINGS)} findings")
     for name in FINDINGS:
@@ -38,10 +43,19 @@ def dry_run(argv: list[str]) -> int:
         new = {k: v for k, v in needed.items() if k not in teachers}
         teachers.update(new)
         total += sum(runs.values())
+        to_train = harness.teachers_to_train(todo, p, args)
+        fresh = [c for k, c in to_train.items() if k not in teachers_all]
+        teachers_all.update(to_train)
+        todo_all += todo
         print(f"{name:24s} {len(configs):4d} runs, {len(todo):4d} to run: "
-              f"{harness.cost_line(sum(runs.values()), sum(new.values()), args.jobs, device)}")
+              f"{harness.cost_line(sum(runs.values()), sum(new.values()), args.jobs, device)}; "
+              f"{harness.gpu_hours(todo, fresh, measured(cache, device))}")
+    if device.type == "cuda":
+        harness.MeasuredCosts.save(cache, device)
     print(f"all findings: {harness.cost_line(total, sum(teachers.values()), args.jobs, device)}"
-          "; teachers train in parallel with --jobs, so the wall time is about (runs + teachers) / jobs")
+          "; teachers train in parallel with --jobs, so the wall time is about (runs + teachers) / jobs; "
+          f"{harness.gpu_hours(todo_all, list(teachers_all.values()), measured(cache, device))}; "
+          f"{len(todo_all)} runs after {len(teachers_all)} teacher jobs")
     return 0
 
 

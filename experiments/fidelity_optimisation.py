@@ -10,7 +10,6 @@ student initialised at lambda * teacher + (1 - lambda) * a random init, and, fro
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -45,7 +44,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
     out = []
     for lam, times in arms:
         r = p["recipe"]
-        recipe = replace(r, epochs=r.epochs * times, eval_every=r.eval_every * times) if times > 1 else r
+        recipe = r.scaled(times)
         q = {**p, "recipe": recipe}
         for seed in range(p["first_seed"], p["first_seed"] + seeds):
             c = harness.base_config(NAME, q, label(lam, times), seed, train_size=pool_size(p), loss="kd",

@@ -9,7 +9,6 @@ several k and seeds; at k = 60% also under five ablations of the selection and a
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -68,7 +67,7 @@ def label(k: float, kind: str = "top", ablation: str = "") -> str:
 
 def grid(p: dict, seeds: int) -> list[dict]:
     r = p["recipe"]
-    shorter = replace(r, epochs=round(ABLATED * r.epochs), eval_every=max(1, round(ABLATED * r.eval_every)))
+    shorter = r.scaled(ABLATED)
     conditions = [("all", 1.0, {}), (EQUAL_STEPS, 1.0, {"recipe": shorter.as_dict()})]
     for k in RATIOS:
         conditions += [(label(k), k, {"sampler": sampler(p, k)}),

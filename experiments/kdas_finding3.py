@@ -10,7 +10,6 @@ as many epochs as 'all' (half its steps) and for as many steps (twice the epochs
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -58,7 +57,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
     subsets = ["random"] + [f"{b}:{band}" for b in p.get("bandings", BANDINGS) for band in BANDS]
     equal_steps = ["random"] + [f"{RULE['banding']}:{band}" for band in BANDS]
     r = p["recipe"]
-    longer = replace(r, epochs=2 * r.epochs, eval_every=2 * r.eval_every).as_dict()  # half the pool, same steps
+    longer = r.scaled(2).as_dict()  # half the pool, same steps
     fields = {"kl_direction": p["kl_direction"]}
     conditions = ([("all", 1.0, {**fields, "subset": "all"})]
                   + [(s, 0.5, {**fields, "subset": s}) for s in subsets]

@@ -35,6 +35,10 @@ class Outputs:
     def history(self, run_id: str) -> Path:
         return self.results / "histories" / f"{run_id}.csv"
 
+    def state(self, run_id: str) -> Path:
+        """Where an unfinished run keeps what it needs to resume (removed once its row is written)."""
+        return self.results / "resume" / f"{run_id}.pt"
+
 
 # ----------------------------------------------------------------------------------------- analysis
 def summarise(rows: pd.DataFrame, by, metric: str = "final_test_top1") -> pd.DataFrame:

@@ -34,7 +34,7 @@ import torch
 from kd import records
 from kd.analysis import Outputs, last_quarter_gain, plot_style, rule_of
 from kd.data import DATASETS, augmented, check_augment, load_dataset, training_pool
-from kd.device import place, resolve_device
+from kd.device import autocast, place, resolve_device
 from kd.errors import KDError
 from kd.isolation import ChildRunner, RunFailed, failure_message
 from kd.metrics import classification_metrics, topk_accuracy
@@ -209,8 +209,9 @@ def distill(config: dict, ctx: Context, pool: torch.Tensor, objective=None, samp
     student = create_model(config["student"], ctx.data.num_classes, ctx.data.in_chans, config["student_width"])
     if config.get("teacher_init") is not None:  # lambda * teacher + (1 - lambda) * this random init
         blend_into(student, teacher.models[0], config["teacher_init"])
+    state = ctx.out.state(records.run_id(config)) if ctx.out is not None else None
     result, = fit([student], [objective], data, sampler, r, config["seed"], teacher, ctx.device,
-                  log=ctx.log, name=f"{config['condition']} seed {config['seed']}")
+                  log=ctx.log, name=f"{config['condition']} seed {config['seed']}", state=state)
     shape = (ctx.data.in_chans, ctx.data.image_size)
     flops = {"student_mflops": forward_mflops(student, *shape)}
     if teacher is not None:
@@ -269,33 +270,42 @@ def completed(out: Outputs) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------------------- costs
+# Per-sample costs measured on GPUs by `--dry-run --device cuda` (one row per model, width, pass and input
+# shape), so that a dry run anywhere can price a paper profile in GPU-hours of that GPU.
+GPU_COSTS = REPO / "results" / "benchmarks" / "per_sample_costs.csv"
+
+
 def estimate_seconds(config: dict, device: torch.device, cache: dict) -> float:
     """Rough cost of a run on this device: its training samples times a student train step, plus a teacher
     forward per distinct (sample, view) pair it is expected to meet (the logit cache serves repeats; on
-    every step where views are not keyed), timed here on random inputs of the dataset's shape."""
+    every step where views are not keyed), timed here on random inputs of the dataset's shape (on CUDA at
+    the recipe's batch, in bf16 as the runs train). A cost missing from a read-only `cache` (one loaded
+    from GPU_COSTS) raises KeyError."""
     info = DATASETS[config["dataset"]]  # no data needs to be present for a dry run
     chans, size, classes = info.in_chans, info.image_size, info.num_classes
     t = config.get("teacher")
-    # per-sample cost hardly changes beyond these batches; ImageNet-sized ones keep a CPU dry run to seconds
-    batch = min(config["recipe"]["batch_size"], 128 if size <= 64 else 8)
-    x = torch.randn(batch, chans, size, size, device=device).contiguous(memory_format=torch.channels_last)
+    # on a CPU the per-sample cost hardly changes beyond these batches; ImageNet-sized ones keep it to seconds
+    batch = min(config["recipe"]["batch_size"], 256 if device.type == "cuda" else 128 if size <= 64 else 8)
 
     def per_sample(name, width, step):
-        if (name, width, step, batch) not in cache:
+        key = (config["dataset"], name, float(width), bool(step), batch)
+        if key not in cache:
+            if getattr(cache, "read_only", False):
+                raise KeyError(key)
+            x = torch.randn(batch, chans, size, size, device=device).contiguous(memory_format=torch.channels_last)
             model = place(create_model(name, classes, chans, width), device).train(step)
             times = []
-            for _ in range(5):  # the first passes pay for oneDNN's kernel set-up: keep the fastest
+            for _ in range(5):  # the first passes pay for kernel set-up (oneDNN, cuDNN): keep the fastest
                 start = time.perf_counter()
+                with autocast(device), torch.set_grad_enabled(step):
+                    out = model(x)
                 if step:
-                    model(x).sum().backward()
-                else:
-                    with torch.no_grad():
-                        model(x)
+                    out.float().sum().backward()
                 if device.type == "cuda":
                     torch.cuda.synchronize()
                 times.append(time.perf_counter() - start)
-            cache[name, width, step, batch] = min(times) / batch
-        return cache[name, width, step, batch]
+            cache[key] = min(times) / batch
+        return cache[key]
 
     n, epochs = config["train_size"], config["recipe"]["epochs"]
     sec = per_sample(config["student"], config["student_width"], True) * n * epochs
@@ -304,6 +314,122 @@ def estimate_seconds(config: dict, device: torch.device, cache: dict) -> float:
         distinct = n * epochs if views is None else n * views * (1 - (1 - 1 / views) ** epochs)
         sec += per_sample(t["model"], t["width"], False) * distinct
     return sec
+
+
+class MeasuredCosts(dict):
+    """Per-sample costs of one GPU from GPU_COSTS (the latest measurement of each), read-only."""
+    read_only = True
+
+    def __init__(self, path: Path | None = None):
+        super().__init__()
+        path = Path(path or GPU_COSTS)
+        self.device, self.source = None, path.relative_to(REPO) if path.is_relative_to(REPO) else path
+        fields = ("device", "dataset", "model", "width", "train_step", "batch", "seconds_per_sample")
+        rows = records.read_rows(path, required=fields) if path.is_file() else pd.DataFrame()
+        if not rows.empty:
+            self.device = rows["device"].iloc[-1]
+            for r in rows[rows["device"] == self.device].itertuples():
+                self[r.dataset, r.model, float(r.width), bool(r.train_step), int(r.batch)] = r.seconds_per_sample
+
+    @classmethod
+    def timed_here(cls, cache: dict, device: torch.device) -> "MeasuredCosts":
+        """The costs just timed on this GPU, as a read-only table."""
+        measured = cls()
+        measured.clear()
+        measured.update(cache)
+        measured.device, measured.source = records.device_name(device), "timed here, added to " + str(measured.source)
+        return measured
+
+    @staticmethod
+    def save(cache: dict, device: torch.device):
+        """Append the costs measured on this GPU (cache) to GPU_COSTS, one row each."""
+        name, commit = records.device_name(device), records.git_commit()
+        for (dataset, model, width, step, batch), sec in cache.items():
+            records.append_row(GPU_COSTS, {"device": name, "dataset": dataset, "model": model, "width": width,
+                                           "train_step": step, "batch": batch, "seconds_per_sample": sec,
+                                           "git_commit": commit, "command": records.command_line(),
+                                           "date": time.strftime("%Y-%m-%d")})
+
+
+def gpu_hours(todo: list[dict], teachers: list[dict], measured: MeasuredCosts) -> str:
+    """The runs' and teachers' GPU-hours from measured per-sample costs, or why they cannot be given."""
+    if measured.device is None:
+        return f"no GPU costs measured yet ({measured.source}: run `--dry-run --device cuda` on a GPU)"
+    try:
+        gpu = torch.device("cuda")  # a device object only, for the batch sizes the costs were measured at
+        run_h = sum(estimate_seconds(c, gpu, measured) for c in todo) / 3600
+        teacher_h = sum(estimate_seconds(c, gpu, measured) for c in teachers) / 3600
+    except KeyError as missing:
+        return f"no measured {measured.device} cost for {missing.args[0]}"
+    return (f"{run_h + teacher_h:.1f} GPU-hours on one {measured.device} ({run_h:.1f} runs + {teacher_h:.1f} "
+            f"teachers; per-sample costs measured there: {measured.source})")
+
+
+def costs(args, p: dict, todo: list[dict], cache: dict) -> tuple[dict, dict]:
+    """Estimated seconds of each run to do (by run id) and of each teacher they need that is not cached yet
+    (by teacher id, so that findings sharing a teacher count it once), timed here with one thread."""
+    device = resolve_device(args.device)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        runs = {records.run_id(c): estimate_seconds(c, device, cache) for c in todo}
+        teacher_sec = {k: estimate_seconds(c, device, cache) for k, c in teachers_to_train(todo, p, args).items()}
+    finally:
+        torch.set_num_threads(threads)
+    return runs, teacher_sec
+
+
+def teachers_to_train(todo: list[dict], p: dict, args) -> dict:
+    """The teachers the runs need that would be trained here (not pretrained, not cached), as runs by id."""
+    return {records.run_id(m["teacher"]): teacher_run(m) for m in teacher_preparations(todo)
+            if "model" in m["teacher"] and not m["teacher"].get("pretrained")
+            and not teacher_cached(m, p, args.data_dir)}
+
+
+def teacher_run(config: dict) -> dict:
+    """A teacher's training as a run, for cost estimates: its model from labels on its pool and recipe."""
+    t = config["teacher"]
+    return {"dataset": config["dataset"], "student": t["model"], "student_width": t["width"], "teacher": None,
+            "recipe": t["recipe"], "train_size": round(DATASETS[config["dataset"]].num_train
+                                                       * teacher_pool_fraction(config))}
+
+
+def teacher_cached(config: dict, p: dict, data_dir) -> bool:
+    try:
+        folder = teacher_folder(Context(p, "cpu", data_dir).teacher_spec(config))
+    except KDError:  # no data here: its identity, and so the teacher's cache key, is unknown
+        return False
+    return (folder / "final.pt").is_file()
+
+
+def cost_line(run_sec: float, teacher_sec: float, jobs: int, device) -> str:
+    where = "on this GPU" if device.type == "cuda" else "with one thread"
+    return (f"estimated {run_sec / 60:.0f} min of runs ({run_sec / 60 / jobs:.0f} min with --jobs {jobs}) and "
+            f"{teacher_sec / 60:.0f} min of teacher training on {records.device_name(device)}, timed on random "
+            f"inputs {where} (evaluation not included)")
+
+
+def dry_run(module, args, p: dict, configs: list[dict], todo: list[dict]) -> int:
+    """List the runs, which are done, and the estimated cost of the rest and of the teachers they still need
+    (timed here, with one thread on a CPU as the runs train), and their GPU-hours from measured costs; train
+    nothing. On CUDA the per-sample costs timed here are added to GPU_COSTS."""
+    cache = {}
+    runs, teachers = costs(args, p, todo, cache)
+    print(f"{module.NAME} --profile {args.profile}: {len(configs)} runs, {len(configs) - len(todo)} done, "
+          f"{len(todo)} to run")
+    for c in configs:
+        sec = runs.get(records.run_id(c))
+        print(f"  {'done' if sec is None else 'todo'} {records.run_id(c)}  {c['condition']:32s} seed {c['seed']}  "
+              f"{c['train_size']:>7d} samples x {c['recipe']['epochs']} epochs  ~{(sec or 0.0) / 60:.1f} min")
+    device = resolve_device(args.device)
+    print(cost_line(sum(runs.values()), sum(teachers.values()), max(1, min(args.jobs, len(todo))), device))
+    measured = MeasuredCosts()
+    if device.type == "cuda":
+        MeasuredCosts.save(cache, device)
+        measured = MeasuredCosts.timed_here(cache, device)
+    print(f"{gpu_hours(todo, list(teachers_to_train(todo, p, args).values()), measured)}; "
+          f"a Slurm array of {len(todo)} runs after {len(teachers)} teacher jobs")
+    return 0
 
 
 # ----------------------------------------------------------------------------------------- main
@@ -327,6 +453,19 @@ def parse_args(module, argv=None):
     only.add_argument("--dry-run", action="store_true", help="list the runs and their estimated cost; train nothing")
     only.add_argument("--plot-only", action="store_true",
                     help="regenerate the figure and table from existing CSVs; train nothing")
+    ap.add_argument("--keep-state", action="store_true",
+                    help="keep each finished run's resume state (results/<name>/<profile>/resume/; by default it "
+                         "is removed once the run's row is written)")
+    slurm = ap.add_argument_group("Slurm (submitit): one job per run, as job arrays")
+    slurm.add_argument("--launcher", default="processes", choices=("processes", "slurm", "submitit-local"),
+                       help="processes (default): --jobs child processes here; slurm: submit the remaining runs as "
+                            "a Slurm job array; submitit-local: the same arrays through submitit's local executor")
+    slurm.add_argument("--partition", help="Slurm partition")
+    slurm.add_argument("--gpus-per-run", type=int, default=1, help="GPUs per job (default %(default)s)")
+    slurm.add_argument("--time", type=int, default=24 * 60,
+                       help="minutes per job before Slurm stops it; submitit requeues it and the run resumes "
+                            "from its saved state (default %(default)s)")
+    slurm.add_argument("--array-parallelism", type=int, default=16, help="jobs of an array running at once")
     ap.add_argument("--results-root", type=Path, default=REPO / "results", help=argparse.SUPPRESS)
     ap.add_argument("--figures-root", type=Path, default=REPO / "figures", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
@@ -364,7 +503,11 @@ def _main(module, args, isolate: bool) -> int:
         return _report(module, done, p, out, configs)
     if args.dry_run:
         return dry_run(module, args, p, configs, todo)
-    failed = sweep(module, args, p, out, todo, isolate)
+    if args.launcher == "processes":
+        failed = sweep(module, args, p, out, todo, isolate)
+    else:
+        from kd import slurm
+        failed = slurm.sweep(module, args, p, out, todo)
     code = _report(module, completed(out), p, out, configs)
     if failed:
         print(f"{len(failed)} runs failed ({', '.join(failed)}); re-run the same command to redo them.",
@@ -390,60 +533,6 @@ def planned_runs(module, p: dict, seeds: int | None) -> list[dict]:
     for c in configs:
         check_config(c)
     return configs
-
-
-def costs(args, p: dict, todo: list[dict], cache: dict) -> tuple[dict, dict]:
-    """Estimated seconds of each run to do (by run id) and of each teacher they need that is not cached yet
-    (by teacher id, so that findings sharing a teacher count it once), timed here with one thread."""
-    device = resolve_device(args.device)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        runs = {records.run_id(c): estimate_seconds(c, device, cache) for c in todo}
-        teachers = {records.run_id(m["teacher"]): m for m in teacher_preparations(todo)  # trained here
-                    if "model" in m["teacher"] and not m["teacher"].get("pretrained")}
-        teacher_sec = {k: estimate_seconds(teacher_run(c), device, cache) for k, c in teachers.items()
-                       if not teacher_cached(c, p, args.data_dir)}
-    finally:
-        torch.set_num_threads(threads)
-    return runs, teacher_sec
-
-
-def cost_line(run_sec: float, teacher_sec: float, jobs: int, device) -> str:
-    return (f"estimated {run_sec / 60:.0f} min of runs ({run_sec / 60 / jobs:.0f} min with --jobs {jobs}) and "
-            f"{teacher_sec / 60:.0f} min of teacher training on {records.device_name(device)}, timed on random "
-            f"inputs with one thread (evaluation not included)")
-
-
-def dry_run(module, args, p: dict, configs: list[dict], todo: list[dict]) -> int:
-    """List the runs, which are done, and the estimated cost of the rest and of the teachers they still need
-    (timed here with one thread, as the runs train); train nothing."""
-    runs, teachers = costs(args, p, todo, {})
-    print(f"{module.NAME} --profile {args.profile}: {len(configs)} runs, {len(configs) - len(todo)} done, "
-          f"{len(todo)} to run")
-    for c in configs:
-        sec = runs.get(records.run_id(c))
-        print(f"  {'done' if sec is None else 'todo'} {records.run_id(c)}  {c['condition']:32s} seed {c['seed']}  "
-              f"{c['train_size']:>7d} samples x {c['recipe']['epochs']} epochs  ~{(sec or 0.0) / 60:.1f} min")
-    print(cost_line(sum(runs.values()), sum(teachers.values()), max(1, min(args.jobs, len(todo))),
-                    resolve_device(args.device)))
-    return 0
-
-
-def teacher_run(config: dict) -> dict:
-    """A teacher's training as a run, for cost estimates: its model from labels on its pool and recipe."""
-    t = config["teacher"]
-    return {"dataset": config["dataset"], "student": t["model"], "student_width": t["width"], "teacher": None,
-            "recipe": t["recipe"], "train_size": round(DATASETS[config["dataset"]].num_train
-                                                       * teacher_pool_fraction(config))}
-
-
-def teacher_cached(config: dict, p: dict, data_dir) -> bool:
-    try:
-        folder = teacher_folder(Context(p, "cpu", data_dir).teacher_spec(config))
-    except KDError:  # no data here: its identity, and so the teacher's cache key, is unknown
-        return False
-    return (folder / "final.pt").is_file()
 
 
 def teacher_preparations(todo: list[dict]) -> list[dict]:
@@ -476,20 +565,10 @@ def sweep(module, args, p: dict, out: Outputs, todo: list[dict], isolate: bool) 
     failed, lock, start = [], threading.Lock(), time.perf_counter()
 
     def record(config, result=None, error=None):
-        rid = records.run_id(config)
         with lock:
-            if error is not None:  # record it, go on with the sweep; a re-run redoes it
-                _log(f"run {rid} failed: {error}")
-                records.append_row(out.runs, {"run_id": rid, "status": "failed", **records.flatten(config),
-                                              "error": str(error).strip().splitlines()[-1], "rule_id": out.rule_id,
-                                              "git_commit": records.git_commit(), "command": records.command_line(),
-                                              "device": records.device_name(device)})
-                failed.append(rid)
-                return
-            row = records.make_row(config, result, config["seed"], device,
-                                   {"profile": args.profile, "rule_id": out.rule_id, **result.get("extra", {})})
-            records.write_history(out.history(rid), result["history"])
-            records.append_row(out.runs, row)
+            write_result(out, config, result, error, device, args.profile, args.keep_state)
+            if error is not None:
+                failed.append(records.run_id(config))
 
     def work(runner, queue):
         while True:
@@ -548,6 +627,31 @@ def sweep(module, args, p: dict, out: Outputs, todo: list[dict], isolate: bool) 
     _log(f"{len(todo) - len(failed)} runs trained in {(time.perf_counter() - start) / 60:.1f} min "
          f"({len(runners)} at once)")
     return failed
+
+
+def write_result(out: Outputs, config: dict, result: dict | None, error: Exception | None, device, profile: str,
+                 keep_state: bool, command: str | None = None):
+    """A run's row (and history) in runs.csv, or a failed row that a re-run redoes; once the row is written
+    the run's resume state goes, unless kept. Called under the sweep's lock (append_row also locks the file,
+    so jobs of a Slurm array write safely to a shared folder)."""
+    rid = records.run_id(config)
+    where = records.device_name(device) if device is not None else "unknown"
+    if error is not None:  # record it, go on with the sweep
+        _log(f"run {rid} failed: {error}")
+        records.append_row(out.runs, {"run_id": rid, "status": "failed", **records.flatten(config),
+                                      "error": str(error).strip().splitlines()[-1], "rule_id": out.rule_id,
+                                      "git_commit": records.git_commit(),
+                                      "command": command or records.command_line(), "device": where})
+        return
+    row = records.make_row(config, result, config["seed"], device,
+                           {"profile": profile, "rule_id": out.rule_id, **result.get("extra", {})})
+    if command is not None:
+        row["command"] = command
+    records.write_history(out.history(rid), result["history"])
+    records.append_row(out.runs, row)
+    if not keep_state:  # the row is written: the run needs no resuming any more
+        for path in (out.state(rid), records.sum_path(out.state(rid))):
+            path.unlink(missing_ok=True)
 
 
 def _log(msg: str):

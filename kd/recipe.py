@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from kd.errors import KDError
 
@@ -47,6 +47,15 @@ class Recipe:
         if problems:
             raise KDError("Bad training recipe: " + "; ".join(problems) + ".")
         return self
+
+    def scaled(self, factor: float) -> "Recipe":
+        """The same schedule over `factor` times the epochs: milestones, warm-up and evaluation period move
+        with it, so that a shortened (or lengthened) control decays its LR at the same fraction of training."""
+        def at(epoch):
+            return max(1, round(factor * epoch))
+        return replace(self, epochs=at(self.epochs), eval_every=at(self.eval_every),
+                       milestones=tuple(at(m) for m in self.milestones),
+                       warmup_epochs=round(factor * self.warmup_epochs)).check()
 
     def as_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -146,7 +146,7 @@ def _digest(path: Path) -> str:
     return f"{Path(path).stat().st_size} {h.hexdigest()}"
 
 
-def _sum_path(path: Path) -> Path:
+def sum_path(path: Path) -> Path:
     return Path(path).with_name(Path(path).name + ".sha256")
 
 
@@ -158,12 +158,12 @@ def atomic_save(obj, path: Path):
     """torch.save, atomically, with the file's size and SHA-256 written beside it (checked by load_saved)."""
     _atomic_write(path, lambda tmp: torch.save(obj, tmp))
     digest = _digest(path)
-    _atomic_write(_sum_path(path), lambda tmp: Path(tmp).write_text(digest))
+    _atomic_write(sum_path(path), lambda tmp: Path(tmp).write_text(digest))
 
 
 def check_saved(path: Path):
     """Raise DamagedFile unless `path` has the size and hash recorded beside it by atomic_save."""
-    sums = _sum_path(path)
+    sums = sum_path(path)
     if not sums.is_file():
         raise DamagedFile(f"{path} has no record of its size and hash ({sums.name}): it was not written "
                           f"completely by this version of the code.")

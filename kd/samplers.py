@@ -38,6 +38,14 @@ class Shuffle:
         """What the epoch's history row should record about the sampling (nothing, for a plain shuffle)."""
         return {}
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs to plan the next epochs as this sampler would (a shuffle: nothing; its
+        order is drawn from the seed and the epoch)."""
+        return {}
+
+    def load_state_dict(self, state: dict):
+        pass
+
 
 # ------------------------------------------------------------------------------------ KDAS schedules
 def ratio_schedule(kind: str, start: float, end: float, epochs: int, warmup: int = 0):
@@ -186,6 +194,16 @@ class KDAS(Shuffle):
         self._selected_labels, self._num_classes = torch.cat(self._kept_labels), teacher_logits.shape[1]
         view = batch.view[keep] if batch.view is not None else None
         return Batch(batch.x[keep], batch.y[keep], batch.idx[keep], view), teacher_logits[keep]
+
+    STATE = ("selected", "_kept", "_kept_labels", "_teacher_clean", "_selected_labels", "_num_classes", "_scoring")
+
+    def state_dict(self) -> dict:
+        """The current selection and what it was made from: a resumed run re-ranks only when a fresh run would."""
+        return {k: getattr(self, k) for k in self.STATE}
+
+    def load_state_dict(self, state: dict):
+        for k in self.STATE:
+            setattr(self, k, state[k])
 
     def facts(self) -> dict:
         """The current selection's size and class mix (counts per class, space-separated), once there is one."""

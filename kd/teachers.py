@@ -24,7 +24,7 @@ from kd.metrics import ensemble_logits, topk_accuracy
 from kd.models import create_model
 from kd.objectives import CrossEntropy
 from kd.recipe import Recipe
-from kd.records import DamagedFile, atomic_save, check_saved, config_hash
+from kd.records import DamagedFile, atomic_save, check_saved, config_hash, sum_path
 from kd.samplers import Shuffle
 from kd.train import fit, predict
 
@@ -70,11 +70,14 @@ def _train(spec: dict, data, device, snapshots=(), log=print) -> dict:
         f"cache: {folder}")
     # A new training replaces the folder's weights: whatever an earlier one left (its snapshots, the logit
     # caches of any of its checkpoints) would otherwise outlive them; weights need not be bit-identical
-    # between machines, so nothing of the old run may be mixed with the new one.
-    for old in folder.glob("*.logits"):
-        shutil.rmtree(old)
-    for old in folder.glob("epoch*.pt*"):
-        old.unlink()
+    # between machines, so nothing of the old run may be mixed with the new one. A training that was
+    # killed goes on from its saved state instead, keeping the snapshots it had written.
+    state = folder / "train_state.pt"
+    if not state.exists():
+        for old in folder.glob("*.logits"):
+            shutil.rmtree(old)
+        for old in folder.glob("epoch*.pt*"):
+            old.unlink()
     torch.manual_seed(spec["seed"])
     model = create_model(spec["model"], data.num_classes, data.in_chans, spec["width"])
     pool = training_pool(data.targets("train"), spec["pool_fraction"], spec["pool_seed"])
@@ -88,9 +91,11 @@ def _train(spec: dict, data, device, snapshots=(), log=print) -> dict:
 
     result, = fit([model], [CrossEntropy(spec["label_smoothing"])], data,
                   Shuffle(pool, recipe.batch_size, spec["seed"]), recipe, spec["seed"], device=device,
-                  name=f"teacher {spec['model']}", on_epoch=save_snapshot, log=log)
+                  name=f"teacher {spec['model']}", on_epoch=save_snapshot, log=log, state=state)
     atomic_save(_checkpoint(model, spec, recipe.epochs, result["final"]["test_top1"]), folder / "final.pt")
     atomic_save(result["history"], folder / "history.pt")
+    for path in (state, sum_path(state)):
+        path.unlink(missing_ok=True)
     return result
 
 

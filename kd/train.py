@@ -8,6 +8,7 @@ import contextlib
 import logging
 import sys
 import time
+from pathlib import Path
 
 import torch
 from timm.scheduler import CosineLRScheduler, MultiStepLRScheduler
@@ -18,6 +19,7 @@ from kd.errors import KDError
 from kd.metrics import classification_metrics
 from kd.objectives import has_nonfinite
 from kd.recipe import Recipe
+from kd.records import atomic_save, load_saved
 
 
 @torch.no_grad()
@@ -126,10 +128,47 @@ def train_epoch(students: list[Student], data, sampler, teacher, seed: int, epoc
     bar.close()
 
 
+STATE_EVERY_S = 30.0  # a run saves its state after an epoch once this long has passed since the last save
+
+
+def save_state(path: Path, epoch: int, students: list, sampler, spent: dict):
+    """Everything a run needs to go on after `epoch` as if it had never stopped."""
+    atomic_save({"epoch": epoch, "sampler": sampler.state_dict(), "spent": spent, "rng": torch.get_rng_state(),
+                 "students": [{"model": s.model.state_dict(), "opt": s.opt.state_dict(),
+                               "sched": s.sched.state_dict(), "history": s.history, "samples": s.samples}
+                              for s in students]}, path)
+
+
+def load_state(path: Path, students: list, sampler, log) -> tuple[int, dict]:
+    """Restore a run saved by save_state: (its last finished epoch, the time it had spent); (0, nothing)
+    when there is no usable state (none, damaged, or of other code), so the run starts afresh."""
+    if not path.exists():
+        return 0, {}
+    try:
+        state = load_saved(path)
+        for s, saved in zip(students, state["students"], strict=True):
+            s.model.load_state_dict(saved["model"])
+            s.opt.load_state_dict(saved["opt"])
+            s.sched.load_state_dict(saved["sched"])
+            s.history, s.samples = saved["history"], saved["samples"]
+        sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["rng"])
+    except (KDError, RuntimeError, KeyError, ValueError) as exc:
+        log(f"{path} cannot be resumed from ({type(exc).__name__}: {str(exc).splitlines()[0]}); starting afresh.")
+        return 0, {}
+    log(f"resuming {path.stem} after epoch {state['epoch']}")
+    return state["epoch"], state["spent"]
+
+
 def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int, teacher=None,
-        device: torch.device = torch.device("cpu"), log=None, name: str = "run", on_epoch=None) -> list[dict]:
+        device: torch.device = torch.device("cpu"), log=None, name: str = "run", on_epoch=None,
+        state: Path | None = None) -> list[dict]:
     """Train each model with its objective, all on the batches that `sampler` plans for each epoch.
     `on_epoch(epoch, student)` is called after each epoch's evaluation (teacher snapshots use it).
+    With `state`, the run saves everything it needs there after an epoch (every STATE_EVERY_S seconds at
+    most, so that thousands of short epochs cost no more than a few saves) and, if a state is there when it
+    starts, goes on from it: a killed run resumes where it stopped, with the same final numbers (on CPU, bit
+    for bit). The file is the caller's to remove once the run is recorded.
 
     Returns, per model, {history, final, best, wall_s, cpu_s, samples, teacher_forwards}: `final` holds the last
     epoch's metrics, `best` those of the epoch with the highest test top-1.
@@ -141,9 +180,13 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
     if needs_teacher and teacher is None:
         raise KDError("This objective distils from a teacher, but no teacher was given.")
     teacher_test = teacher.clean_logits("test") if teacher is not None else None
-    forwards_before = teacher.forwards if teacher is not None else 0
-    start, cpu_start = time.perf_counter(), time.process_time()  # CPU time: what a loaded machine cannot inflate
-    for epoch in range(1, recipe.epochs + 1):
+    done, spent = load_state(state, students, sampler, log) if state is not None else (0, {})
+    forwards_before = (teacher.forwards if teacher is not None else 0) - spent.get("teacher_forwards", 0)
+    # CPU time: what a loaded machine cannot inflate; both clocks go on from a resumed run's
+    start = time.perf_counter() - spent.get("wall_s", 0.0)
+    cpu_start = time.process_time() - spent.get("cpu_s", 0.0)
+    saved = time.perf_counter()
+    for epoch in range(done + 1, recipe.epochs + 1):
         t0 = time.perf_counter()
         train_epoch(students, data, sampler, teacher, seed, epoch, f"{name} epoch {epoch}/{recipe.epochs}")
         evaluate = epoch % recipe.eval_every == 0 or epoch == recipe.epochs
@@ -167,6 +210,11 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
                         if "test_top1" in s.history[-1])
         log(f"{name} epoch {epoch}/{recipe.epochs}: {students[0].seen} samples, "
             f"{time.perf_counter() - t0:.1f}s" + (f", {msg}" if msg else ""))
+        if state is not None and time.perf_counter() - saved >= STATE_EVERY_S and epoch < recipe.epochs:
+            saved = time.perf_counter()
+            save_state(state, epoch, students, sampler, {
+                "wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu_start,
+                "teacher_forwards": (teacher.forwards if teacher is not None else 0) - forwards_before})
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     if teacher is not None:
         teacher.flush()

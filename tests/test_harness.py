@@ -217,3 +217,54 @@ def test_runs_without_a_teacher_fill_the_cores_while_teachers_train(tmp_path, mo
     scratch = order.count("scratch")
     assert scratch == 2 and order[:1 + scratch] == ["teacher"] + ["scratch"] * scratch
     assert set(order[1 + scratch:]) == {"distilled"}
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_paper_grid_is_valid_and_its_short_form_too(name):
+    """Every paper config passes the checks a sweep makes before any compute (a shortened control once asked
+    for LR milestones past its last epoch), and so does the few-epoch form the fixture tests run."""
+    import importlib
+
+    from tests.paper_fixtures import short_profile
+    module = importlib.import_module(f"experiments.{name}")
+    assert harness.planned_runs(module, dict(module.PROFILES["paper"]), 1)
+    assert harness.planned_runs(module, short_profile(module.PROFILES["paper"]), 1)
+
+
+class _FlatCost(dict):
+    """Every per-sample cost is 1 ms: the GPU-hours are then samples x 1 ms, checkable by hand."""
+    read_only = True
+
+    def __contains__(self, key):
+        self.setdefault(key, 1e-3)
+        return True
+
+
+def test_dry_run_prices_gpu_hours_from_measured_costs(tmp_path, monkeypatch, capsys):
+    """A dry run on a machine without a GPU gives the GPU-hours from per-sample costs measured on one
+    (results/benchmarks/per_sample_costs.csv): training samples x epochs, plus one teacher forward per
+    distinct view, each at its measured cost; a missing cost is named, never guessed."""
+    import importlib
+    module = importlib.import_module("experiments.early_stopped_teachers")
+    args = harness.parse_args(module, ["--profile", "paper", "--device", "cpu", "--results-root", str(tmp_path)])
+    p, _, configs, todo, _ = harness.plan(module, args)
+    flat, gpu = _FlatCost(), torch.device("cuda")
+    teachers = list(harness.teachers_to_train(todo, p, args).values())
+    expected = sum(harness.estimate_seconds(c, gpu, flat) for c in todo + teachers) / 3600
+    size = harness.DATASETS["cifar10"]
+    first = todo[0]
+    by_hand = (first["train_size"] * first["recipe"]["epochs"]  # student steps, then distinct teacher views
+               + first["train_size"] * size.views * (1 - (1 - 1 / size.views) ** first["recipe"]["epochs"])) * 1e-3
+    assert harness.estimate_seconds(first, gpu, flat) == pytest.approx(by_hand)
+    costs = tmp_path / "per_sample_costs.csv"
+    monkeypatch.setattr(harness, "GPU_COSTS", costs)
+    rows = [{"device": "Test GPU", "dataset": k[0], "model": k[1], "width": k[2], "train_step": k[3], "batch": k[4],
+             "seconds_per_sample": v} for k, v in flat.items()]
+    pd.DataFrame(rows[1:]).to_csv(costs, index=False)  # one cost missing
+    harness.dry_run(module, args, p, configs, todo)
+    assert "no measured Test GPU cost for" in capsys.readouterr().out
+    pd.DataFrame(rows).to_csv(costs, index=False)
+    harness.dry_run(module, args, p, configs, todo)
+    out = capsys.readouterr().out
+    assert f"{expected:.1f} GPU-hours on one Test GPU" in out
+    assert f"a Slurm array of {len(todo)} runs after {len(teachers)} teacher jobs" in out

@@ -131,3 +131,15 @@ def test_learning_rate_per_epoch(recipe, expected):
         student.start_epoch(epoch, torch.device("cpu"))
         got.append(student.opt.param_groups[0]["lr"])
     assert got == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_a_scaled_recipe_keeps_its_schedule_shape():
+    """A control run for a fraction of the epochs (or a multiple) decays its LR at the same fraction of its
+    training: CIFAR's x0.1 after 150/180/210 of 240 becomes 90/108/126 of 144 (60%), 300/360/420 of 480."""
+    cifar = Recipe(epochs=240, batch_size=64, lr=0.05, schedule="step", milestones=(150, 180, 210),
+                   warmup_epochs=20, eval_every=10)
+    assert cifar.scaled(0.6) == Recipe(epochs=144, batch_size=64, lr=0.05, schedule="step",
+                                       milestones=(90, 108, 126), warmup_epochs=12, eval_every=6)
+    assert cifar.scaled(2).milestones == (300, 360, 420) and cifar.scaled(1) == cifar
+    assert cifar.scaled(1 / 240) == Recipe(epochs=1, batch_size=64, lr=0.05, schedule="step",
+                                           milestones=(1, 1, 1), warmup_epochs=0, eval_every=1)
