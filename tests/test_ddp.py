@@ -103,3 +103,11 @@ def test_kdas_release_mode_is_refused_under_ranks_not_mis_sharded():
     sampler = make_kdas(torch.arange(100), 10, 0, epochs=4, mode="batch")
     with pytest.raises(Exception, match="not sharded"):
         distributed.Sharded(sampler)
+
+
+def test_a_batch_smaller_than_the_world_is_dropped_by_every_rank_alike(monkeypatch):
+    """An empty shard on one rank would leave its collectives unmatched (a hang): no rank trains that batch."""
+    from kd.samplers import Shuffle
+    monkeypatch.setattr(distributed, "rank_and_size", lambda: (1, 4))
+    plan = distributed.Sharded(Shuffle(torch.arange(10), 7, 0)).plan(1)  # batches of 7 and 3
+    assert [len(b) for b in plan] == [2]  # 7 -> 2/2/2/1, rank 1 gets 2; the 3-sample batch is dropped
