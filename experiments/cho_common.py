@@ -42,7 +42,7 @@ PROFILES = {
     # the paper's CIFAR-10 study: ResNets of growing depth and WRN-16-k of growing width, a resnet14 student
     "paper": dict(dataset="cifar10", pool_fraction=1.0, seeds=3, teacher_seeds=2, student="resnet14",
                   teachers=[teacher(f"resnet{d}", f"resnet{d}") for d in (14, 20, 32, 56, 110)]
-                  + [teacher(f"WRN-16-{k}", "wrn_16_2", k / 2, ("width",)) for k in (1, 2, 4, 8)],
+                  + [teacher(f"WRN-16-{k}", f"wrn_16_{k}", 1.0, ("width",)) for k in (1, 2, 4, 8)],
                   teacher_recipe=CIFAR_RECIPE, recipe=CIFAR_RECIPE, loss="kd", loss_options=KD_OPTIONS,
                   regime=REGIME),
 }

@@ -115,8 +115,8 @@ class WideResNet(_TimmInterface):
         return self.norm(self.stages(self.stem(x)))
 
 
-CIFAR_MODELS = [f"resnet{d}" for d in (8, 14, 20, 32, 44, 56, 110)] + ["resnet8x4", "resnet32x4",
-                                                                        "wrn_16_2", "wrn_40_1", "wrn_40_2"]
+CIFAR_MODELS = ([f"resnet{d}" for d in (8, 14, 20, 32, 44, 56, 110)] + ["resnet8x4", "resnet32x4"]
+                + [f"wrn_16_{k}" for k in (1, 2, 4, 8)] + ["wrn_40_1", "wrn_40_2"])
 _mean, _std = MEAN_STD["cifar100"]
 default_cfgs = generate_default_cfgs({  # read by register_model: must precede the entry points
     name: {"url": "", "num_classes": 100, "input_size": (3, 32, 32), "pool_size": None, "crop_pct": 1.0,
@@ -176,9 +176,26 @@ def resnet32x4(pretrained=False, **kwargs) -> CifarResNet:
     return _create(CifarResNet, "resnet32x4", pretrained, depth=32, channels=(32, 64, 128, 256), **kwargs)
 
 
+# WRN-16-k of Cho & Hariharan's width ladder: k widens the stages only (the stem stays 16 channels), unlike
+# wrn_16_2 with width=k/2, which scales the stem too (WRN-16-8: 10.96M against 11.02M with 10 classes).
+@register_model
+def wrn_16_1(pretrained=False, **kwargs) -> WideResNet:
+    return _create(WideResNet, "wrn_16_1", pretrained, depth=16, widen=1, **kwargs)
+
+
 @register_model
 def wrn_16_2(pretrained=False, **kwargs) -> WideResNet:
     return _create(WideResNet, "wrn_16_2", pretrained, depth=16, widen=2, **kwargs)
+
+
+@register_model
+def wrn_16_4(pretrained=False, **kwargs) -> WideResNet:
+    return _create(WideResNet, "wrn_16_4", pretrained, depth=16, widen=4, **kwargs)
+
+
+@register_model
+def wrn_16_8(pretrained=False, **kwargs) -> WideResNet:
+    return _create(WideResNet, "wrn_16_8", pretrained, depth=16, widen=8, **kwargs)
 
 
 @register_model

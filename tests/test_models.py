@@ -27,6 +27,15 @@ def test_cifar_zoo_through_timm(name):
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 100)
 
 
+def test_wide_resnet_16_k_widens_the_stages_not_the_stem():
+    # Zagoruyko & Komodakis (BMVC 2016) give WRN-16-4 2.7M and WRN-16-8 11.0M parameters on CIFAR-10
+    for k, published in ((4, 2.7), (8, 11.0)):
+        model = create_model(f"wrn_16_{k}", 10, 3)
+        assert abs(count_params(model) / 1e6 - published) / published < 0.02
+        assert model.stem.out_channels == 16 and model.num_features == 64 * k
+    assert count_params(create_model("wrn_16_8", 10, 3)) < count_params(create_model("wrn_16_2", 10, 3, width=4))
+
+
 def test_width_multiplier_grows_the_model():
     narrow, base, wide = (count_params(create_model("resnet8", 10, 1, width=w)) for w in (0.5, 1, 2))
     assert narrow < base < wide
