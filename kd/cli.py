@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 
@@ -118,7 +119,10 @@ def cmd_distill(args):
                       "teacher cache) or as a checkpoint file (--teacher-ckpt), not both and not neither.")
     if args.teacher_ckpt and not Path(args.teacher_ckpt).is_file():
         raise KDError(f"Teacher checkpoint {args.teacher_ckpt} does not exist.")
-    make_objective(args.loss, 10**6, **{k: v for k, v in options.items() if k != "stop_epoch"})  # names, ranges
+    objective = make_objective(args.loss, 10**6, **{k: v for k, v in options.items() if k != "stop_epoch"})
+    # the row records every option the loss ran with, the defaults included, not only those given
+    options = {**{f.name: getattr(objective, f.name) for f in fields(objective)
+                  if f.name not in ("sample_weights", "stop_epoch")}, **options}
     ctx = harness.Context({"dataset": args.dataset}, args.device, args.data_dir)
     ctx.data  # a missing dataset is the first thing said, before the recipe
     recipe = recipe_from_args(args)
@@ -166,8 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-ckpt", help="a teacher checkpoint file instead of --teacher")
     p.add_argument("--loss", default="kd", help=f"one of {', '.join(name for name in LOSSES if name != 'ce')}")
     p.add_argument("--temperature", type=float, help="T of KD, DKD and DIST (DIST's tau) (default: the loss's)")
-    p.add_argument("--ce-weight", type=float)
-    p.add_argument("--kd-weight", type=float)
+    p.add_argument("--ce-weight", type=float, help="weight of the label term (default: the loss's official CIFAR "
+                                                   "setting: KD 0.1, DKD and DIST 1)")
+    p.add_argument("--kd-weight", type=float, help="weight of the distillation term (default: KD 0.9, DKD and "
+                                                   "DIST 1)")
     p.add_argument("--alpha", type=float, help="DKD's TCKD weight")
     p.add_argument("--beta", type=float, help="DKD's NCKD weight, DIST's inter-class weight")
     p.add_argument("--gamma", type=float, help="DIST's intra-class weight")

@@ -31,6 +31,8 @@ def test_train_a_teacher_then_distil_a_student(tmp_path):
     assert teacher.kind == "train" and student.kind == "distill"
     assert teacher.final_test_top1 > 60 and student.final_test_top1 > 60  # chance is 10
     assert student["teacher.model"] == "resnet14" and student.loss == "kd" and student.seed == 1
+    # KD's weights default to mdistiller's CIFAR setting, and the row says so though none was given
+    assert (student["loss_options.ce_weight"], student["loss_options.kd_weight"]) == (0.1, 0.9)
     assert student.teacher_test_top1 == pytest.approx(teacher.final_test_top1)
     assert student.samples == 4 * 3000 and student.wall_s > 0
     assert student.command.startswith("__main__.py distill") and len(student.git_commit) >= 7
