@@ -128,7 +128,8 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
         analysis.evidence([regime], lines, "the six of each line",
                           "checked on the largest teacher of the depth series, seed 0, and its students")
         + f"\n\nScratch student (labels only): {analysis.fmt(scratch.mean(), scratch.std(), len(scratch))}. "
-          "The KD term is kd_weight * T^2 KL at the end of training, averaged over the last epoch's batches.")
+          "The KD term is kd_weight * T^2 KL at the end of training, averaged over the last epoch's batches.\n\n"
+        + cho_common.unconfirmed(p))
     plot(rows, summary, scratch, out)
     return overall
 

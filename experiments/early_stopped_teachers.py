@@ -92,7 +92,8 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
         out, TITLE, CLAIM, PAPER, table, overall, analysis.rule_of(verdict_for),
         f"Teacher {p['teacher_label']}, snapshots of its {p['teacher_recipe'].epochs}-epoch schedule.\n\n"
         + analysis.evidence([regime], [analysis.verdict_line("snapshots", verdict, c)], "all",
-                            "checked on the fully trained teacher, seed 0, and its students"))
+                            "checked on the fully trained teacher, seed 0, and its students")
+        + "\n\n" + cho_common.unconfirmed(p))
     plot(rows, summary, p, out)
     return overall
 

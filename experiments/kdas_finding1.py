@@ -159,7 +159,8 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
           f"the 60% subsets: if it too matches 'all', a subset's match says that fewer steps suffice, not that "
           "its samples were well chosen. The ablations change one thing each; the warm-up one processes more "
           "samples (all of them for its first epochs). Largest class share: the most-selected class's share "
-          "of a selection, the maximum over epochs and seeds (100% / classes would be balanced).")
+          "of a selection, the maximum over epochs and seeds (100% / classes would be balanced).\n\n"
+        + kdas_common.UNCONFIRMED)
     plot(rows, summary, mix, out)
     return overall
 

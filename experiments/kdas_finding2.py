@@ -95,7 +95,8 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
                          analysis.evidence(regimes, lines, "the four")
                          + f"\n\nTop-K(t) by KL_TS of the current student (clean views, direction "
                            f"'{p['direction']}'), re-ranked every {p['period']} epoch(s). Runs of a seed share "
-                           "the student's initialisation and every sample's augmented views.")
+                           "the student's initialisation and every sample's augmented views.\n\n"
+                         + kdas_common.UNCONFIRMED)
     plot(rows, summary, p, out)
     return overall
 

@@ -181,7 +181,8 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
                          + f"\n\nEqual epochs: a subset sees half the samples of 'all'; equal steps: twice the "
                            f"epochs, the same samples processed. 'random' is the same-size control. Runs of a "
                            f"seed share the student's initialisation and every sample's augmented views; their "
-                           f"data order differs with their pools. Direction of KL_TG: {p['kl_direction']}.")
+                           f"data order differs with their pools. Direction of KL_TG: {p['kl_direction']}.\n\n"
+                         + kdas_common.UNCONFIRMED)
     plot(rows, summary, out)
     return overall
 

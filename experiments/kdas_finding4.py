@@ -88,7 +88,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
                          + f"\n\nBand: quantiles {p['band'][0]:.0%}-{p['band'][1]:.0%} of KL_TG in each batch "
                            f"(direction '{p['direction']}'), lambda {p['lam']:g}; the ramp grows lambda from 0 "
                            "over the first half of training (the paper ramps it up; its length could not be "
-                           "confirmed). Every run processes the same samples.")
+                           "confirmed). Every run processes the same samples.\n\n" + kdas_common.UNCONFIRMED)
     plot(rows, summary, out)
     return overall
 

@@ -57,6 +57,13 @@ class Recipe:
                        milestones=tuple(at(m) for m in self.milestones),
                        warmup_epochs=round(factor * self.warmup_epochs)).check()
 
+    def describe(self) -> str:
+        """One line for a table: "240 epochs of SGD (lr 0.05, batch 64, wd 0.0005), x0.1 after 150/180/210"."""
+        shape = (f"x{self.decay:g} after {'/'.join(map(str, self.milestones))}" if self.schedule == "step"
+                 else "cosine to 0")
+        return (f"{self.epochs} epochs of SGD (lr {self.lr:g}, batch {self.batch_size}, wd {self.weight_decay:g}), "
+                f"{shape}" + (f", {self.warmup_epochs} warm-up" if self.warmup_epochs else ""))
+
     def as_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 

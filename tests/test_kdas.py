@@ -182,6 +182,23 @@ def test_bad_kdas_options_are_clear_errors():
         harness.check_config(config)
 
 
+@pytest.mark.parametrize("profile", ["cpu", "paper"])
+def test_release_conditions_run_the_releases_settings(profile):
+    """The 'release settings' conditions weigh a reversed KD by 9 and train with the release's cosine LR
+    schedule, also where the profile's own recipe steps (the paper profile); the paper's KD + KDAS keeps it."""
+    from experiments import kdas_method
+    p = kdas_method.PROFILES[profile]
+    runs = {c["condition"]: c for c in kdas_method.grid(dict(p), 1)}
+    release = runs["KD + KDAS (release settings)"]
+    assert release["loss_options"]["kd_weight"] == 9 and release["loss_options"]["direction"] == "reverse"
+    assert release["sampler"]["ratio"] == "cosine" and release["sampler"]["mode"] == "batch"
+    for name in ("KD + KDAS (release settings)", "DKD + KDAS sampling (the release's DKD)"):
+        assert runs[name]["recipe"]["schedule"] == "cosine" and runs[name]["recipe"]["milestones"] == []
+        assert "weights" not in runs[name] or name.startswith("KD ")  # the release's DKD samples, never weighs
+    assert runs["KD + KDAS"]["recipe"] == p["recipe"].as_dict()
+    assert runs["KD + KDAS"]["loss_options"]["kd_weight"] == 0.9
+
+
 @pytest.mark.parametrize("name", ["kdas_finding2", "kdas_finding4", "kdas_method"])
 def test_every_kdas_script_passes_its_smoke_profile(name, smoke):
     smoke(name)
