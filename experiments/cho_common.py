@@ -12,6 +12,16 @@ def teacher(label: str, model: str, width: float = 1.0, series=("depth",)) -> di
     return {"label": label, "teacher": model, "teacher_width": width, "series": list(series)}
 
 
+def unconfirmed(p: dict) -> str:
+    """Said under every Cho & Hariharan table (issue 18.6): the paper released no code."""
+    o = p["loss_options"]
+    teachers = ("torchvision's pretrained weights" if all(t.get("teacher_pretrained") for t in p["teachers"])
+                else p["teacher_recipe"].describe())
+    return (f"Not confirmed: Cho & Hariharan released no code, so their optimiser, schedule and KD weights could "
+            f"not be checked; the runs here use KD with T {o['temperature']:g}, CE {o['ce_weight']:g} : KD "
+            f"{o['kd_weight']:g}, teachers {teachers}, students {p['recipe'].describe()}.")
+
+
 SMOKE_REGIME = {"max_gain": 100.0, "min_train_gap": -100.0}  # smoke runs prove the pipeline, not convergence
 REGIME = {"max_gain": 0.3, "min_train_gap": 2.0}
 

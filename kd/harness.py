@@ -275,6 +275,11 @@ def completed(out: Outputs) -> pd.DataFrame:
 GPU_COSTS = REPO / "results" / "benchmarks" / "per_sample_costs.csv"
 
 
+def architecture(name: str) -> str:
+    """timm's model name without its weights tag ("resnet34.tv_in1k" -> "resnet34"): what a step costs."""
+    return name.split(".")[0]
+
+
 def estimate_seconds(config: dict, device: torch.device, cache: dict) -> float:
     """Rough cost of a run on this device: its training samples times a student train step, plus a teacher
     forward per distinct (sample, view) pair it is expected to meet (the logit cache serves repeats; on
@@ -288,7 +293,7 @@ def estimate_seconds(config: dict, device: torch.device, cache: dict) -> float:
     batch = min(config["recipe"]["batch_size"], 256 if device.type == "cuda" else 128 if size <= 64 else 8)
 
     def per_sample(name, width, step):
-        key = (config["dataset"], name, float(width), bool(step), batch)
+        key = (config["dataset"], architecture(name), float(width), bool(step), batch)
         if key not in cache:
             if getattr(cache, "read_only", False):
                 raise KeyError(key)
@@ -329,7 +334,8 @@ class MeasuredCosts(dict):
         if not rows.empty:
             self.device = rows["device"].iloc[-1]
             for r in rows[rows["device"] == self.device].itertuples():
-                self[r.dataset, r.model, float(r.width), bool(r.train_step), int(r.batch)] = r.seconds_per_sample
+                self[r.dataset, architecture(r.model), float(r.width), bool(r.train_step), int(r.batch)] = \
+                    r.seconds_per_sample
 
     @classmethod
     def timed_here(cls, cache: dict, device: torch.device) -> "MeasuredCosts":
