@@ -66,6 +66,12 @@ def forward(model: torch.nn.Module):
     return DistributedDataParallel(model) if dist.is_initialized() else model
 
 
+def barrier():
+    """Wait for every rank (after rank 0 has written what the others will read next)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def shard(sampler):
     return Sharded(sampler) if dist.is_initialized() else sampler
 

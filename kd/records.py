@@ -102,7 +102,11 @@ def benchmark_row(benchmark: str, device: torch.device, **fields) -> dict:
 
 def _atomic_write(path: Path, write):
     """write(tmp_path), flush it to the disk, then rename over `path`: readers see the old file or the new
-    one, never half, and a power loss cannot leave an empty file under the final name."""
+    one, never half, and a power loss cannot leave an empty file under the final name. Under torchrun only
+    rank 0 writes (every file of a run goes through here): the other ranks hold the same weights and rows."""
+    from kd.distributed import is_writer
+    if not is_writer():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")

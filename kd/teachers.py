@@ -8,6 +8,8 @@ earlier epochs (`epoch<E>.pt`) serve the early-stopped-teacher experiments.
 """
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import os
 import shutil
@@ -17,6 +19,7 @@ import timm
 import torch
 from filelock import FileLock
 
+from kd import distributed
 from kd.device import autocast, eval_batch_size, place
 from kd.errors import KDError
 from kd.logit_cache import LogitTable
@@ -115,7 +118,9 @@ def teacher_model(spec: dict, data, device, snapshots=(), epoch: int | None = No
         if not 1 <= e <= last:
             raise KDError(f"A teacher snapshot must be at an epoch in [1, {last}], got {e}.")
     files = {e: teacher_folder(spec) / ("final.pt" if e == last else f"epoch{e}.pt") for e in {epoch, *snapshots}}
-    with FileLock(str(teacher_folder(spec)) + ".lock"):
+    # one process trains a teacher at a time; under torchrun the ranks train it together, rank 0 holding the lock
+    lock = FileLock(str(teacher_folder(spec)) + ".lock") if distributed.is_writer() else contextlib.nullcontext()
+    with lock:
         for path in files.values():
             if path.exists():
                 try:
@@ -125,6 +130,7 @@ def teacher_model(spec: dict, data, device, snapshots=(), epoch: int | None = No
                     path.unlink()
         if not all(path.exists() for path in files.values()):  # a missing snapshot: the whole run again
             _train(spec, data, device, set(files), log)
+    distributed.barrier()  # rank 0 has written the checkpoints the other ranks read now
     return load_checkpoint(files[epoch], data, device, spec["model"])
 
 

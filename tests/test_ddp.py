@@ -10,6 +10,9 @@ labels on 1,000 real Fashion-MNIST images (the loss falls from about 2.3 to 1.5)
   gradient averaging, the control; measured 0.65 against 2.28)."""
 import os
 import socket
+import sys
+
+import pandas as pd
 
 import pytest
 import torch
@@ -103,3 +106,39 @@ def test_kdas_release_mode_is_refused_under_ranks_not_mis_sharded():
     sampler = make_kdas(torch.arange(100), 10, 0, epochs=4, mode="batch")
     with pytest.raises(Exception, match="not sharded"):
         distributed.Sharded(sampler)
+
+
+def _sweep_rank(rank: int, port: int, root: str):
+    """One rank of `torchrun --nproc_per_node 2 -m experiments.kdas_finding3 --profile smoke`, its grid cut to
+    the first two runs (a teacher to prepare, then students that distil from it)."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank), KD_CACHE=os.path.join(root, "cache"))
+    torch.set_num_threads(1)
+    from experiments import kdas_finding3 as f3
+    from kd import harness
+    grid = f3.grid
+    f3.grid = lambda p, seeds: grid(p, seeds)[:2]
+    harness._report = lambda *_: 0  # two runs are not the finding's grid: no table
+    code = harness.main(f3, ["--profile", "smoke", "--seeds", "1", "--device", "cpu", "--results-root",
+                             os.path.join(root, "results"), "--figures-root", os.path.join(root, "figures")],
+                        isolate=False)
+    dist.destroy_process_group()
+    sys.exit(code)
+
+
+def test_a_sweep_under_two_ranks_writes_each_row_once(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_sweep_rank, args=(r, port, str(tmp_path))) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=900)
+    assert [p.exitcode for p in procs] == [0, 0]
+    rows = pd.read_csv(tmp_path / "results" / "kdas_finding3" / "smoke" / "runs.csv")
+    assert len(rows) == 2 and rows.run_id.is_unique and set(rows.status) == {"done"}
+    pool = rows["samples"].iloc[0] / rows["recipe.epochs"].iloc[0]  # every sample once per epoch, both ranks'
+    assert pool == int(pool) and len(list((tmp_path / "results" / "kdas_finding3" / "smoke" / "histories")
+                                          .glob("*.csv"))) == 2
