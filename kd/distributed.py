@@ -99,8 +99,9 @@ class Sharded:
         self.rank, self.size = rank_and_size()
 
     def plan(self, epoch: int, probe=None) -> list[Tensor]:
-        shards = [b.tensor_split(self.size)[self.rank] for b in self.inner.plan(epoch, probe)]
-        return [s for s in shards if len(s)]
+        # a batch smaller than the world would leave some rank without a step (and its collectives unmatched,
+        # a hang): every rank drops it alike, since every rank plans the same batches
+        return [b.tensor_split(self.size)[self.rank] for b in self.inner.plan(epoch, probe) if len(b) >= self.size]
 
     def __getattr__(self, name):  # select, facts, state_dict, load_state_dict, batch_size, pool ...
         return getattr(self.inner, name)

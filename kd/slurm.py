@@ -71,7 +71,7 @@ def executor(module, args, out: harness.Outputs):
 
 def sweep(module, args, p: dict, out: harness.Outputs, todo: list[dict]) -> list[str]:
     """Train the runs not yet done as job arrays (teachers first); returns the ids of the runs that failed."""
-    if cluster_needs_partition(args):
+    if args.launcher == "slurm" and not args.partition:
         raise KDError("--launcher slurm needs --partition (the Slurm partition to submit to).")
     for folder in (out.results, out.figure.parent):
         records.check_writable(folder)
@@ -103,6 +103,3 @@ def sweep(module, args, p: dict, out: harness.Outputs, todo: list[dict]) -> list
                  f"(submitit, {ex.cluster})")
     return failed
 
-
-def cluster_needs_partition(args) -> bool:
-    return args.launcher == "slurm" and not args.partition

@@ -108,6 +108,14 @@ def test_kdas_release_mode_is_refused_under_ranks_not_mis_sharded():
         distributed.Sharded(sampler)
 
 
+def test_a_batch_smaller_than_the_world_is_dropped_by_every_rank_alike(monkeypatch):
+    """An empty shard on one rank would leave its collectives unmatched (a hang): no rank trains that batch."""
+    from kd.samplers import Shuffle
+    monkeypatch.setattr(distributed, "rank_and_size", lambda: (1, 4))
+    plan = distributed.Sharded(Shuffle(torch.arange(10), 7, 0)).plan(1)  # batches of 7 and 3
+    assert [len(b) for b in plan] == [2]  # 7 -> 2/2/2/1, rank 1 gets 2; the 3-sample batch is dropped
+
+
 def _sweep_rank(rank: int, port: int, root: str):
     """One rank of `torchrun --nproc_per_node 2 -m experiments.kdas_finding3 --profile smoke`, its grid cut to
     the first two runs (a teacher to prepare, then students that distil from it)."""
