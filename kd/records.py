@@ -52,8 +52,13 @@ def git_commit() -> str:
 
 
 def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
+    from kd.distributed import rank_and_size
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    ranks = rank_and_size()[1]
+    return f"{ranks} x {name}" if ranks > 1 else name  # torchrun: the run trained on this many processes
+
+
+def _cpu_name() -> str:
     model, flags = platform.machine(), ""
     try:
         info = open("/proc/cpuinfo").read().splitlines()
@@ -160,9 +165,14 @@ class DamagedFile(KDError):
 
 def atomic_save(obj, path: Path):
     """torch.save, atomically, with the file's size and SHA-256 written beside it (checked by load_saved)."""
-    _atomic_write(path, lambda tmp: torch.save(obj, tmp))
-    digest = _digest(path)
-    _atomic_write(sum_path(path), lambda tmp: Path(tmp).write_text(digest))
+    digest = []
+
+    def write(tmp):
+        torch.save(obj, tmp)
+        digest.append(_digest(tmp))
+    _atomic_write(path, write)
+    if digest:  # nothing was written where another rank writes (torchrun: rank 0 only)
+        _atomic_write(sum_path(path), lambda tmp: Path(tmp).write_text(digest[0]))
 
 
 def check_saved(path: Path):

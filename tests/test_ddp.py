@@ -21,6 +21,7 @@ import torch.multiprocessing as mp
 
 from kd import distributed
 from kd.data import balanced_subset, load_dataset
+from kd.errors import KDError
 from kd.models import create_model
 from kd.objectives import CrossEntropy
 from kd.recipe import Recipe
@@ -108,6 +109,13 @@ def test_kdas_release_mode_is_refused_under_ranks_not_mis_sharded():
         distributed.Sharded(sampler)
 
 
+def test_sync_bn_on_cpu_is_a_clear_error_before_joining(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(KDError, match="--sync-bn needs CUDA"):
+        distributed.init(torch.device("cpu"), sync_bn=True)
+    assert not dist.is_initialized()
+
+
 def test_a_batch_smaller_than_the_world_is_dropped_by_every_rank_alike(monkeypatch):
     """An empty shard on one rank would leave its collectives unmatched (a hang): no rank trains that batch."""
     from kd.samplers import Shuffle
@@ -143,10 +151,13 @@ def test_a_sweep_under_two_ranks_writes_each_row_once(tmp_path):
     for p in procs:
         p.start()
     for p in procs:
-        p.join(timeout=900)
+        p.join(timeout=300)  # seconds of work: a rank waiting on a collective the other never calls is a hang
+    for p in procs:
+        p.kill()
     assert [p.exitcode for p in procs] == [0, 0]
     rows = pd.read_csv(tmp_path / "results" / "kdas_finding3" / "smoke" / "runs.csv")
     assert len(rows) == 2 and rows.run_id.is_unique and set(rows.status) == {"done"}
+    assert rows.device.str.startswith("2 x cpu").all()
     pool = rows["samples"].iloc[0] / rows["recipe.epochs"].iloc[0]  # every sample once per epoch, both ranks'
     assert pool == int(pool) and len(list((tmp_path / "results" / "kdas_finding3" / "smoke" / "histories")
                                           .glob("*.csv"))) == 2
