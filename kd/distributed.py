@@ -66,6 +66,21 @@ def forward(model: torch.nn.Module):
     return DistributedDataParallel(model) if dist.is_initialized() else model
 
 
+def barrier():
+    """Wait for every rank (after rank 0 has written what the others will read next)."""
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def agree(flag: bool) -> bool:
+    """Rank 0's answer on every rank: what rank 0 alone may decide (it reads and repairs the shared files)."""
+    if not dist.is_initialized():
+        return flag
+    answer = [flag]
+    dist.broadcast_object_list(answer, src=0)
+    return answer[0]
+
+
 def shard(sampler):
     return Sharded(sampler) if dist.is_initialized() else sampler
 

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kd import records
+from kd import distributed, records
 from kd.analysis import Outputs, last_quarter_gain, plot_style, rule_of
 from kd.data import DATASETS, augmented, check_augment, load_dataset, training_pool
 from kd.device import autocast, place, resolve_device
@@ -472,6 +472,8 @@ def parse_args(module, argv=None):
                        help="minutes per job before Slurm stops it; submitit requeues it and the run resumes "
                             "from its saved state (default %(default)s)")
     slurm.add_argument("--array-parallelism", type=int, default=16, help="jobs of an array running at once")
+    ap.add_argument("--sync-bn", action="store_true",
+                    help="under torchrun on GPUs: batch norm over the whole batch (SyncBatchNorm), not per rank")
     ap.add_argument("--results-root", type=Path, default=REPO / "results", help=argparse.SUPPRESS)
     ap.add_argument("--figures-root", type=Path, default=REPO / "figures", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
@@ -502,6 +504,9 @@ def plan(module, args) -> tuple[dict, Outputs, list[dict], list[dict], pd.DataFr
 
 def _main(module, args, isolate: bool) -> int:
     records.git_commit()  # pin the commit of the code this process loaded, before any long run
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: every rank trains each run on its shard
+        args.device = str(distributed.init(resolve_device(args.device), args.sync_bn))
+        isolate, args.jobs = False, 1
     p, out, configs, todo, done = plan(module, args)
     if args.plot_only:
         if done.empty:
@@ -514,6 +519,8 @@ def _main(module, args, isolate: bool) -> int:
     else:
         from kd import slurm
         failed = slurm.sweep(module, args, p, out, todo)
+    if not distributed.is_writer():  # rank 0 writes the report
+        return 1 if failed else 0
     code = _report(module, completed(out), p, out, configs)
     if failed:
         print(f"{len(failed)} runs failed ({', '.join(failed)}); re-run the same command to redo them.",

@@ -52,8 +52,13 @@ def git_commit() -> str:
 
 
 def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
+    from kd.distributed import rank_and_size
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
+    ranks = rank_and_size()[1]
+    return f"{ranks} x {name}" if ranks > 1 else name  # torchrun: the run trained on this many processes
+
+
+def _cpu_name() -> str:
     model, flags = platform.machine(), ""
     try:
         info = open("/proc/cpuinfo").read().splitlines()
@@ -102,7 +107,11 @@ def benchmark_row(benchmark: str, device: torch.device, **fields) -> dict:
 
 def _atomic_write(path: Path, write):
     """write(tmp_path), flush it to the disk, then rename over `path`: readers see the old file or the new
-    one, never half, and a power loss cannot leave an empty file under the final name."""
+    one, never half, and a power loss cannot leave an empty file under the final name. Under torchrun only
+    rank 0 writes (every file of a run goes through here): the other ranks hold the same weights and rows."""
+    from kd.distributed import is_writer
+    if not is_writer():
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
@@ -156,9 +165,14 @@ class DamagedFile(KDError):
 
 def atomic_save(obj, path: Path):
     """torch.save, atomically, with the file's size and SHA-256 written beside it (checked by load_saved)."""
-    _atomic_write(path, lambda tmp: torch.save(obj, tmp))
-    digest = _digest(path)
-    _atomic_write(sum_path(path), lambda tmp: Path(tmp).write_text(digest))
+    digest = []
+
+    def write(tmp):
+        torch.save(obj, tmp)
+        digest.append(_digest(tmp))
+    _atomic_write(path, write)
+    if digest:  # nothing was written where another rank writes (torchrun: rank 0 only)
+        _atomic_write(sum_path(path), lambda tmp: Path(tmp).write_text(digest[0]))
 
 
 def check_saved(path: Path):

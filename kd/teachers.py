@@ -8,6 +8,8 @@ earlier epochs (`epoch<E>.pt`) serve the early-stopped-teacher experiments.
 """
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import os
 import shutil
@@ -17,6 +19,7 @@ import timm
 import torch
 from filelock import FileLock
 
+from kd import distributed
 from kd.device import autocast, eval_batch_size, place
 from kd.errors import KDError
 from kd.logit_cache import LogitTable
@@ -73,7 +76,7 @@ def _train(spec: dict, data, device, snapshots=(), log=print) -> dict:
     # between machines, so nothing of the old run may be mixed with the new one. A training that was
     # killed goes on from its saved state instead, keeping the snapshots it had written.
     state = folder / "train_state.pt"
-    if not state.exists():
+    if not state.exists() and distributed.is_writer():
         for old in folder.glob("*.logits"):
             shutil.rmtree(old)
         for old in folder.glob("epoch*.pt*"):
@@ -115,16 +118,21 @@ def teacher_model(spec: dict, data, device, snapshots=(), epoch: int | None = No
         if not 1 <= e <= last:
             raise KDError(f"A teacher snapshot must be at an epoch in [1, {last}], got {e}.")
     files = {e: teacher_folder(spec) / ("final.pt" if e == last else f"epoch{e}.pt") for e in {epoch, *snapshots}}
-    with FileLock(str(teacher_folder(spec)) + ".lock"):
+    # one process trains a teacher at a time; under torchrun rank 0 holds the lock, checks the files and
+    # decides, and the ranks train it together
+    writer = distributed.is_writer()
+    with FileLock(str(teacher_folder(spec)) + ".lock") if writer else contextlib.nullcontext():
         for path in files.values():
-            if path.exists():
+            if writer and path.exists():
                 try:
                     check_saved(path)
                 except DamagedFile as exc:  # never use it: train the teacher again, which rewrites it
                     log(f"{exc} Training the teacher again.")
                     path.unlink()
-        if not all(path.exists() for path in files.values()):  # a missing snapshot: the whole run again
+        # a missing snapshot: the whole run again
+        if distributed.agree(writer and not all(path.exists() for path in files.values())):
             _train(spec, data, device, set(files), log)
+    distributed.barrier()  # rank 0 has written the checkpoints the other ranks read now
     return load_checkpoint(files[epoch], data, device, spec["model"])
 
 

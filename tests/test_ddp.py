@@ -10,6 +10,9 @@ labels on 1,000 real Fashion-MNIST images (the loss falls from about 2.3 to 1.5)
   gradient averaging, the control; measured 0.65 against 2.28)."""
 import os
 import socket
+import sys
+
+import pandas as pd
 
 import pytest
 import torch
@@ -18,6 +21,7 @@ import torch.multiprocessing as mp
 
 from kd import distributed
 from kd.data import balanced_subset, load_dataset
+from kd.errors import KDError
 from kd.models import create_model
 from kd.objectives import CrossEntropy
 from kd.recipe import Recipe
@@ -105,9 +109,55 @@ def test_kdas_release_mode_is_refused_under_ranks_not_mis_sharded():
         distributed.Sharded(sampler)
 
 
+def test_sync_bn_on_cpu_is_a_clear_error_before_joining(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(KDError, match="--sync-bn needs CUDA"):
+        distributed.init(torch.device("cpu"), sync_bn=True)
+    assert not dist.is_initialized()
+
+
 def test_a_batch_smaller_than_the_world_is_dropped_by_every_rank_alike(monkeypatch):
     """An empty shard on one rank would leave its collectives unmatched (a hang): no rank trains that batch."""
     from kd.samplers import Shuffle
     monkeypatch.setattr(distributed, "rank_and_size", lambda: (1, 4))
     plan = distributed.Sharded(Shuffle(torch.arange(10), 7, 0)).plan(1)  # batches of 7 and 3
     assert [len(b) for b in plan] == [2]  # 7 -> 2/2/2/1, rank 1 gets 2; the 3-sample batch is dropped
+
+
+def _sweep_rank(rank: int, port: int, root: str):
+    """One rank of `torchrun --nproc_per_node 2 -m experiments.kdas_finding3 --profile smoke`, its grid cut to
+    the first two runs (a teacher to prepare, then students that distil from it)."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2",
+                      LOCAL_RANK=str(rank), KD_CACHE=os.path.join(root, "cache"))
+    torch.set_num_threads(1)
+    from experiments import kdas_finding3 as f3
+    from kd import harness
+    grid = f3.grid
+    f3.grid = lambda p, seeds: grid(p, seeds)[:2]
+    harness._report = lambda *_: 0  # two runs are not the finding's grid: no table
+    code = harness.main(f3, ["--profile", "smoke", "--seeds", "1", "--device", "cpu", "--results-root",
+                             os.path.join(root, "results"), "--figures-root", os.path.join(root, "figures")],
+                        isolate=False)
+    dist.destroy_process_group()
+    sys.exit(code)
+
+
+def test_a_sweep_under_two_ranks_writes_each_row_once(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_sweep_rank, args=(r, port, str(tmp_path))) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)  # seconds of work: a rank waiting on a collective the other never calls is a hang
+    for p in procs:
+        p.kill()
+    assert [p.exitcode for p in procs] == [0, 0]
+    rows = pd.read_csv(tmp_path / "results" / "kdas_finding3" / "smoke" / "runs.csv")
+    assert len(rows) == 2 and rows.run_id.is_unique and set(rows.status) == {"done"}
+    assert rows.device.str.startswith("2 x cpu").all()
+    pool = rows["samples"].iloc[0] / rows["recipe.epochs"].iloc[0]  # every sample once per epoch, both ranks'
+    assert pool == int(pool) and len(list((tmp_path / "results" / "kdas_finding3" / "smoke" / "histories")
+                                          .glob("*.csv"))) == 2
