@@ -177,8 +177,9 @@ class FolderData(_Labelled):
         # the papers' ImageNet views: random resized crop + flip (no colour jitter); resize to 256/224, centre crop
         self.train_set = _Indexed(datasets.ImageFolder(root / "train", create_transform(
             image_size, is_training=True, color_jitter=None, mean=mean, std=std)))
-        self.test_set = _Indexed(datasets.ImageFolder(root / "val", create_transform(
-            image_size, is_training=False, crop_pct=224 / 256, mean=mean, std=std)))
+        clean = create_transform(image_size, is_training=False, crop_pct=224 / 256, mean=mean, std=std)
+        self.test_set = _Indexed(datasets.ImageFolder(root / "val", clean))
+        self.train_clean_set = _Indexed(datasets.ImageFolder(root / "train", clean))  # fidelity on the train data
         self.name, self.workers = f"imagefolder:{root}", workers
         self.num_classes, self.in_chans, self.image_size = len(self.train_set.ds.classes), 3, (image_size,) * 2
         self.train_y = torch.tensor(self.train_set.ds.targets)
@@ -210,10 +211,9 @@ class FolderData(_Labelled):
         return self._load(self.train_set, index_batches, stream_seed(seed, epoch, 1))
 
     def eval_batches(self, split: str, idx: Tensor | None = None, batch_size: int = 256) -> Iterator[Batch]:
-        if split == "train":  # clean views of training images: the val transform on train files
-            raise KDError("Clean views of ImageFolder training images are not supported.")
-        idx = torch.arange(len(self.test_y)) if idx is None else idx.cpu()
-        yield from self._load(self.test_set, idx.split(batch_size), 0)
+        """Clean views (resize and centre crop) of `idx` of either split, in order."""
+        idx = torch.arange(len(self.targets(split))) if idx is None else idx.cpu()
+        yield from self._load(self.train_clean_set if split == "train" else self.test_set, idx.split(batch_size), 0)
 
 
 class _Indexed(torch.utils.data.Dataset):

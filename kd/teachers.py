@@ -60,8 +60,11 @@ def teacher_folder(spec: dict) -> Path:
 
 def default_snapshots(epochs: int) -> set[int]:
     """Epochs whose checkpoints a teacher keeps for early-stopped-teacher experiments: every epoch of a
-    short schedule, every tenth of a long one."""
-    return set(range(1, epochs + 1)) if epochs <= 30 else set(range(epochs // 10, epochs + 1, epochs // 10))
+    short schedule, every tenth and every quarter of a long one (so that a finding that distils from a
+    teacher's quarters finds them in a teacher another finding trained first)."""
+    if epochs <= 30:
+        return set(range(1, epochs + 1))
+    return set(range(epochs // 10, epochs + 1, epochs // 10)) | {epochs * q // 4 for q in (1, 2, 3)}
 
 
 def _train(spec: dict, data, device, snapshots=(), log=print) -> dict:
@@ -266,7 +269,9 @@ class Teacher:
         """The table of "train-views", "train-clean" or "test-clean", None where it cannot be kept."""
         if kind not in self._tables:
             split, what = kind.split("-")
-            views = self.data.num_views if what == "views" else 1
+            # views None: not keyed (ImageFolder crops, MixUp); a dataset without a clean view id reads its
+            # clean images from disk (ImageFolder), so only in-memory clean views are kept
+            views = self.data.num_views if what == "views" else 1 if self.data.clean_view is not None else None
             n, c = len(self.data.targets(split)), self.data.num_classes
             table = None
             if self.cache and views is not None and LogitTable.fits(n, views, c):
