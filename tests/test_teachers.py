@@ -79,11 +79,12 @@ def test_a_retrain_for_a_missing_snapshot_leaves_nothing_of_the_old_weights(fmni
     assert (folder / "epoch4.pt").exists() and any(folder.glob("*.logits/*"))
     (folder / "epoch4.pt").rename(folder / "epoch4.pt.old")  # stands for a snapshot of an older training
     messages = []
-    teacher_model(spec, fmnist, "cpu", snapshots=(10, 30), log=messages.append)  # 10 and 30 were not kept
+    teacher_model(spec, fmnist, "cpu", snapshots=(14, 26), log=messages.append)  # 14 and 26 were not kept
     assert sum("training teacher" in m for m in messages) == 1
     assert not (folder / "epoch4.pt.old").exists() and not any(folder.glob("*.logits"))
-    assert all((folder / f"epoch{e}.pt").exists() for e in (4, 8, 10, 30))  # every tenth, and those asked for
-    teacher_model(spec, fmnist, "cpu", snapshots=(10, 30), log=messages.append)
+    # every tenth and quarter, and those asked for
+    assert all((folder / f"epoch{e}.pt").exists() for e in (4, 8, 10, 14, 26, 30))
+    teacher_model(spec, fmnist, "cpu", snapshots=(14, 26), log=messages.append)
     assert sum("training teacher" in m for m in messages) == 1  # all there now: no third training
 
 
@@ -105,3 +106,13 @@ def test_a_snapshot_outside_the_schedule_is_a_clear_error_before_any_training(fm
         teacher_model(spec, fmnist, "cpu", snapshots=(1, 5), log=lambda m: None)
     from kd.teachers import teacher_folder
     assert not (teacher_folder(spec) / "final.pt").exists()
+
+
+@pytest.mark.parametrize("profile", ["cpu", "paper"])
+def test_the_early_stopped_snapshots_are_kept_by_any_finding_that_trains_the_teacher(profile):
+    """bigger_teachers and eskd train the same teachers as early_stopped_teachers (cached, whichever runs
+    first): the snapshots it distils from are among those every teacher keeps, so it never retrains one."""
+    from experiments import early_stopped_teachers
+    from kd.teachers import default_snapshots
+    p = early_stopped_teachers.PROFILES[profile]
+    assert set(p["epochs"]) <= default_snapshots(p["teacher_recipe"].epochs)
