@@ -9,7 +9,6 @@ earlier epochs (`epoch<E>.pt`) serve the early-stopped-teacher experiments.
 from __future__ import annotations
 
 import contextlib
-
 import hashlib
 import os
 import shutil
