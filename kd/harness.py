@@ -507,6 +507,10 @@ def _main(module, args, isolate: bool) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: every rank trains each run on its shard
         args.device = str(distributed.init(resolve_device(args.device), args.sync_bn))
         isolate, args.jobs = False, 1
+    elif args.sync_bn:
+        raise KDError("--sync-bn synchronises batch norm across the processes of one run, so it needs torchrun "
+                      "(e.g. `torchrun --nproc_per_node 8 -m experiments.<name> --sync-bn ...`); this is one "
+                      "process, where batch norm already sees the whole batch.")
     p, out, configs, todo, done = plan(module, args)
     if args.plot_only:
         if done.empty:

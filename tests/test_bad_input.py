@@ -116,6 +116,7 @@ EXPERIMENT_CASES = [(name, args, words) for name in EXPERIMENTS for args, words 
     ("kdas_finding3", ["--data-dir", W("damaged")], "is damaged"),
     ("kdas_finding3", ["--device", "cuda"], "no CUDA GPU is visible"),
     ("kdas_finding3", ["--dry-run", "--plot-only"], "not allowed with argument"),
+    ("kdas_finding3", ["--sync-bn"], "--sync-bn synchronises batch norm across the processes of one run"),
     ("kdas_finding3", ["--plot-only"], "No completed runs"),
     ("kdas_finding3", ["--results-root", W("foreign")], "lacks the column(s) run_id, status"),
     ("eskd", ["--results-root", "/proc/kd-results"], "Cannot write results in /proc/kd-results"),
