@@ -12,6 +12,7 @@ ImageNet-style trees go through torchvision's ImageFolder and a multi-worker Dat
 """
 from __future__ import annotations
 
+import copy
 import gzip
 import os
 import zlib
@@ -179,7 +180,10 @@ class FolderData(_Labelled):
             image_size, is_training=True, color_jitter=None, mean=mean, std=std)))
         clean = create_transform(image_size, is_training=False, crop_pct=224 / 256, mean=mean, std=std)
         self.test_set = _Indexed(datasets.ImageFolder(root / "val", clean))
-        self.train_clean_set = _Indexed(datasets.ImageFolder(root / "train", clean))  # fidelity on the train data
+        # clean views of the training files (train fidelity): the same file list, not a second scan of the tree
+        train_clean = copy.copy(self.train_set.ds)
+        train_clean.transform = clean
+        self.train_clean_set = _Indexed(train_clean)
         self.name, self.workers = f"imagefolder:{root}", workers
         self.num_classes, self.in_chans, self.image_size = len(self.train_set.ds.classes), 3, (image_size,) * 2
         self.train_y = torch.tensor(self.train_set.ds.targets)

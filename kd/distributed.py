@@ -1,10 +1,10 @@
 """Runs on several GPUs (issue 18.3): under `torchrun --nproc_per_node N`, every rank trains the same run on
 its shard of each batch of the epoch plan and DistributedDataParallel averages the gradients, so N ranks of
 batch B/N take the steps one process of batch B takes (up to batch-norm statistics, computed per shard
-unless SyncBatchNorm is asked for, and float summation order). The sampler is wrapped (`Sharded`), the
-student's forward is wrapped (`wrap`), the epoch's running sums are added up across ranks (`reduce_sums`):
-the training loop itself is the same. Each rank computes the teacher logits of its own shard; every rank
-evaluates (their weights are equal), and only rank 0 writes results (`is_writer`).
+unless SyncBatchNorm is asked for (`wrap`), and float summation order). The sampler is wrapped (`Sharded`),
+the student's forward goes through DDP (`forward`), the epoch's running sums are added up across ranks
+(`reduce_epoch`): the training loop itself is the same. Each rank computes the teacher logits of its own
+shard; every rank evaluates (their weights are equal), and only rank 0 writes results (`is_writer`).
 
 Each view of a sample is drawn per (seed, epoch, sample), not per batch, so a shard sees exactly the views
 the whole batch would. KDAS's release mode keeps the top B/N of each rank's enlarged shard rather than the

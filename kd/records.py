@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from filelock import FileLock
 
+from kd.distributed import is_writer, rank_and_size
 from kd.errors import KDError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,7 +53,6 @@ def git_commit() -> str:
 
 
 def device_name(device: torch.device) -> str:
-    from kd.distributed import rank_and_size
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name()
     ranks = rank_and_size()[1]
     return f"{ranks} x {name}" if ranks > 1 else name  # torchrun: the run trained on this many processes
@@ -109,7 +109,6 @@ def _atomic_write(path: Path, write):
     """write(tmp_path), flush it to the disk, then rename over `path`: readers see the old file or the new
     one, never half, and a power loss cannot leave an empty file under the final name. Under torchrun only
     rank 0 writes (every file of a run goes through here): the other ranks hold the same weights and rows."""
-    from kd.distributed import is_writer
     if not is_writer():
         return
     path = Path(path)

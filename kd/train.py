@@ -215,8 +215,7 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
                         if "test_top1" in s.history[-1])
         log(f"{name} epoch {epoch}/{recipe.epochs}: {students[0].seen} samples, "
             f"{time.perf_counter() - t0:.1f}s" + (f", {msg}" if msg else ""))
-        if (state is not None and time.perf_counter() - saved >= STATE_EVERY_S and epoch < recipe.epochs
-                and distributed.is_writer()):
+        if state is not None and time.perf_counter() - saved >= STATE_EVERY_S and epoch < recipe.epochs:
             saved = time.perf_counter()
             save_state(state, epoch, students, sampler, {
                 "wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu_start,

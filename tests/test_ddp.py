@@ -13,7 +13,6 @@ import socket
 import sys
 
 import pandas as pd
-
 import pytest
 import torch
 import torch.distributed as dist
@@ -59,10 +58,14 @@ def _rank(rank: int, size: int, port: int, sync: bool, bn: bool, out):
     dist.destroy_process_group()
 
 
-def two_ranks(sync: bool = True, bn: bool = True) -> tuple[list[dict], torch.Tensor]:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def two_ranks(sync: bool = True, bn: bool = True) -> tuple[list[dict], torch.Tensor]:
+    port = free_port()
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     procs = [ctx.Process(target=_rank, args=(r, 2, port, sync, bn, out)) for r in range(2)]
@@ -118,7 +121,6 @@ def test_sync_bn_on_cpu_is_a_clear_error_before_joining(monkeypatch):
 
 def test_a_batch_smaller_than_the_world_is_dropped_by_every_rank_alike(monkeypatch):
     """An empty shard on one rank would leave its collectives unmatched (a hang): no rank trains that batch."""
-    from kd.samplers import Shuffle
     monkeypatch.setattr(distributed, "rank_and_size", lambda: (1, 4))
     plan = distributed.Sharded(Shuffle(torch.arange(10), 7, 0)).plan(1)  # batches of 7 and 3
     assert [len(b) for b in plan] == [2]  # 7 -> 2/2/2/1, rank 1 gets 2; the 3-sample batch is dropped
@@ -143,9 +145,7 @@ def _sweep_rank(rank: int, port: int, root: str):
 
 
 def test_a_sweep_under_two_ranks_writes_each_row_once(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_sweep_rank, args=(r, port, str(tmp_path))) for r in range(2)]
     for p in procs:
