@@ -32,10 +32,10 @@ PAPER = ("ImageNet, ResNet-18 student from ResNet-18/34/50 teachers: ESKD above 
 PROFILES = {
     "smoke": {**cho_common.PROFILES["smoke"], "eskd_teachers": ["resnet14 x0.5"], "stops": [1, 2],
               "verdict_stop": 2},
-    # v2: stops at 25 / 50 / 75% of the students' 144 epochs (the quarters the students are evaluated at),
+    # v2: stops at 25 / 50 / 75% of the students' 192 epochs (the quarters the students are evaluated at),
     # the verdict's at half; a mid-size and the largest teacher of the ladder, two seeds each
-    "cpu": {**cho_common.PROFILES["cpu"], "eskd_teachers": ["resnet20", "resnet56"], "stops": [36, 72, 108],
-            "verdict_stop": 72},
+    "cpu": {**cho_common.PROFILES["cpu"], "eskd_teachers": ["resnet20", "resnet56"], "stops": [48, 96, 144],
+            "verdict_stop": 96},
     # ImageNet as in the paper: ImageFolder data (--data-dir), the standard 90-epoch recipe, teachers with
     # torchvision's published weights through timm (ResNet-18/34/50: 69.76 / 73.31 / 76.13), as the paper's
     # were torchvision's. KD as mdistiller runs ImageNet R34 -> R18 (configs/imagenet/r34_r18/kd.yaml: T 1,
