@@ -50,7 +50,7 @@ PROFILES = {
                   side_scales=(0.005, 0.02), strong_scales=(0.005, 0.02), strong={"length": 2, "label_smoothing": 0.1},
                   student="resnet8", student_width=0.5, teacher="resnet8", teacher_pool_fraction=0.05,
                   teacher_recipe=Recipe(epochs=1, batch_size=64, lr=0.05),
-                  recipe=Recipe(epochs=1, batch_size=64, lr=0.05), steps=40,
+                  recipe=Recipe(epochs=1, batch_size=64, lr=0.05), steps=20,
                   regime={"max_gain": 100.0, "min_train_gap": -100.0}),
     # Nested class-balanced subsets of Fashion-MNIST's 60,000 training images, 80 to 1,600 (20x). Same epochs
     # at every size (the paper's protocol) would leave the small sizes far from converged at any length the

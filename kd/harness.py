@@ -300,7 +300,7 @@ def estimate_seconds(config: dict, device: torch.device, cache: dict) -> float:
             x = torch.randn(batch, chans, size, size, device=device).contiguous(memory_format=torch.channels_last)
             model = place(create_model(name, classes, chans, width), device).train(step)
             times = []
-            for _ in range(5):  # the first passes pay for kernel set-up (oneDNN, cuDNN): keep the fastest
+            for _ in range(3):  # the first pass pays for kernel set-up (oneDNN, cuDNN): keep the fastest
                 start = time.perf_counter()
                 with autocast(device), torch.set_grad_enabled(step):
                     out = model(x)

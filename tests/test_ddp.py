@@ -53,8 +53,8 @@ def _rank(rank: int, size: int, port: int, sync: bool, bn: bool, out):
                       LOCAL_RANK=str(rank))
     distributed.init(torch.device("cpu"))
     history, weights = train(sync=sync, bn=bn)
-    if rank == 0:
-        out.put((history, weights))
+    if rank == 0:  # as numpy: a tensor would travel as a handle into this process, which may be gone by then
+        out.put((history, weights.numpy()))
     dist.destroy_process_group()
 
 
@@ -71,11 +71,11 @@ def two_ranks(sync: bool = True, bn: bool = True) -> tuple[list[dict], torch.Ten
     procs = [ctx.Process(target=_rank, args=(r, 2, port, sync, bn, out)) for r in range(2)]
     for p in procs:
         p.start()
-    result = out.get(timeout=600)
+    history, weights = out.get(timeout=600)
     for p in procs:
         p.join(timeout=60)
         assert p.exitcode == 0
-    return result
+    return history, torch.from_numpy(weights)
 
 
 @pytest.fixture(scope="module")

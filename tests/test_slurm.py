@@ -4,21 +4,21 @@ resumes from its saved state (tests/test_resume.py proves the resume itself)."""
 import pandas as pd
 import pytest
 
-from experiments import kdas_finding3 as f3
+from experiments import kdas_finding4 as f4
 from kd import harness
 
 pytest.importorskip("submitit")
 
 
 def sweep(root, *args):
-    return harness.main(f3, ["--profile", "smoke", "--device", "cpu", "--seeds", "1", "--results-root",
+    return harness.main(f4, ["--profile", "smoke", "--device", "cpu", "--seeds", "1", "--results-root",
                              str(root / "results"), "--figures-root", str(root / "figures"), *args])
 
 
 def test_a_submitit_array_writes_the_rows_a_plain_sweep_writes(tmp_path):
     assert sweep(tmp_path / "plain", "--jobs", "2") == 0
     assert sweep(tmp_path / "array", "--launcher", "submitit-local", "--gpus-per-run", "0", "--time", "20") == 0
-    plain, array = (pd.read_csv(tmp_path / k / "results" / f3.NAME / "smoke" / "runs.csv").set_index("run_id")
+    plain, array = (pd.read_csv(tmp_path / k / "results" / f4.NAME / "smoke" / "runs.csv").set_index("run_id")
                     .sort_index() for k in ("plain", "array"))
     assert list(plain.index) == list(array.index) and set(array.status) == {"done"}
     numbers = [c for c in plain if (c.startswith(("final_", "best_", "kl_tg")) or c == "samples")
@@ -26,11 +26,11 @@ def test_a_submitit_array_writes_the_rows_a_plain_sweep_writes(tmp_path):
     pd.testing.assert_frame_equal(plain[numbers], array[numbers])
     assert (array["command"] == plain["command"]).all()  # the launching command (here pytest's), not submitit's
     for rid in plain.index:  # every epoch of every run
-        history = [pd.read_csv(tmp_path / k / "results" / f3.NAME / "smoke" / "histories" / f"{rid}.csv")
+        history = [pd.read_csv(tmp_path / k / "results" / f4.NAME / "smoke" / "histories" / f"{rid}.csv")
                    for k in ("plain", "array")]
         pd.testing.assert_frame_equal(*(h.drop(columns=[c for c in h if "time" in c or c.endswith("_s")])
                                         for h in history))
-    assert (tmp_path / "array" / "results" / f3.NAME / "smoke" / "table.md").is_file()  # the launcher reported
+    assert (tmp_path / "array" / "results" / f4.NAME / "smoke" / "table.md").is_file()  # the launcher reported
     assert sweep(tmp_path / "array", "--launcher", "submitit-local", "--gpus-per-run", "0") == 0  # all done
 
 
@@ -38,9 +38,9 @@ def test_a_preempted_job_is_requeued_with_its_run(tmp_path):
     import submitit
 
     from kd.slurm import RunJob
-    args = harness.parse_args(f3, ["--profile", "smoke", "--device", "cpu"])
-    job = RunJob(f3.__name__, args, harness.Outputs(tmp_path / "r", tmp_path / "f.png"))
-    config = f3.grid(f3.PROFILES["smoke"], 1)[0]
+    args = harness.parse_args(f4, ["--profile", "smoke", "--device", "cpu"])
+    job = RunJob(f4.__name__, args, harness.Outputs(tmp_path / "r", tmp_path / "f.png"))
+    config = f4.grid(f4.PROFILES["smoke"], 1)[0]
     again = job.checkpoint(config)
     assert isinstance(again, submitit.helpers.DelayedSubmission)
     assert again.function is job and again.args == (config,)
