@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -11,6 +13,12 @@ def distinct_views(data, pool, seed: int, epochs: int) -> int:
                 for i, v in zip(pool.tolist(), data.epoch_views(seed, epoch)[pool].tolist())})
 
 
+# Under pytest-xdist (README: -n 2) the workers share the cores: each takes its share of threads, since more
+# threads than cores make torch's thread pools wait on each other.
+THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+torch.set_num_threads(THREADS)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
     """Every test gets its own teacher cache, so no test reuses another's teacher."""
@@ -20,7 +28,7 @@ def _isolated_cache(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def fmnist():
     """Real Fashion-MNIST (tests never use fake data for what they call real)."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(THREADS)
     return load_dataset("fashion_mnist")
 
 
