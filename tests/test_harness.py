@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from experiments import kdas_finding3 as f3
+from experiments import kdas_finding4 as f4
 from experiments.all import FINDINGS
 from kd import analysis, harness, records
 from kd.data import TensorData
@@ -184,7 +185,6 @@ def test_every_verdict_rule_says_what_noise_is(name):
 def test_rows_are_identical_for_any_number_of_jobs(tmp_path):
     """One thread per run in its own process: --jobs 1 and --jobs 2 give the same numbers, bit for bit (on
     Finding 4's grid: 5 runs, half of Finding 3's)."""
-    from experiments import kdas_finding4 as f4
     metrics = {}
     for jobs in (1, 2):
         argv = ["--profile", "smoke", "--seeds", "1", "--device", "cpu", "--jobs", str(jobs),
