@@ -43,7 +43,7 @@ from kd.objectives import QualityWeights, make_objective
 from kd.recipe import Recipe
 from kd.samplers import Shuffle, make_kdas
 from kd.teachers import (Teacher, external_logits_dir, load_checkpoint, load_ensemble, load_teacher,
-                         pretrained_teacher, teacher_folder, teacher_spec)
+                         pretrained_teacher, publish_teacher, published_dir, teacher_folder, teacher_spec)
 from kd.train import fit, predict
 
 matplotlib.use("Agg")
@@ -405,7 +405,28 @@ def teacher_cached(config: dict, p: dict, data_dir) -> bool:
         folder = teacher_folder(Context(p, "cpu", data_dir).teacher_spec(config))
     except KDError:  # no data here: its identity, and so the teacher's cache key, is unknown
         return False
-    return (folder / "final.pt").is_file()
+    return (folder / "final.pt").is_file() or (published_dir() / folder.name / "final.pt").is_file()
+
+
+def publish_teachers(module, args, p: dict, configs: list[dict]) -> int:
+    """Copy the teachers the grid distils from (fully trained, and the snapshots it uses) from the cache
+    into the published teachers (results/teachers), with a row each in its teachers.csv; trains nothing."""
+    ctx = Context(p, "cpu", args.data_dir)
+    trained = [c for c in teacher_preparations(configs)
+               if not (c["teacher"].get("checkpoint") or c["teacher"].get("pretrained"))]
+    missing = []
+    for c in trained:  # those trained so far: a long sweep's teachers can be published before its runs end
+        name = f"{c['teacher']['model']} x{c['teacher']['width']:g} seed {c['teacher']['seed']}"
+        try:
+            print(f"published teacher {name}: {publish_teacher(ctx.teacher_spec(c), c['teacher_snapshots'])}")
+        except KDError as exc:
+            missing.append(f"{name} ({exc})")
+    if not trained:
+        print(f"{module.NAME} --profile {args.profile} trains no teacher of its own: nothing to publish")
+    if missing:
+        print(f"{len(missing)} teachers not published, not (fully) trained here yet:\n  " + "\n  ".join(missing),
+              file=sys.stderr)
+    return 1 if missing else 0
 
 
 def cost_line(run_sec: float, teacher_sec: float, jobs: int, device) -> str:
@@ -459,6 +480,9 @@ def parse_args(module, argv=None):
     only.add_argument("--dry-run", action="store_true", help="list the runs and their estimated cost; train nothing")
     only.add_argument("--plot-only", action="store_true",
                     help="regenerate the figure and table from existing CSVs; train nothing")
+    only.add_argument("--publish-teachers", action="store_true",
+                      help="copy the teachers this grid distils from out of the cache into results/teachers "
+                           "(commit them), so that a fresh clone distils from the same weights; train nothing")
     ap.add_argument("--keep-state", action="store_true",
                     help="keep each finished run's resume state (results/<name>/<profile>/resume/; by default it "
                          "is removed once the run's row is written)")
@@ -518,6 +542,8 @@ def _main(module, args, isolate: bool) -> int:
         return _report(module, done, p, out, configs)
     if args.dry_run:
         return dry_run(module, args, p, configs, todo)
+    if args.publish_teachers:
+        return publish_teachers(module, args, p, configs)
     if args.launcher == "processes":
         failed = sweep(module, args, p, out, todo, isolate)
     else:

@@ -5,6 +5,11 @@ A teacher is identified by a `spec` dict (model, width, dataset and augmentation
 seed). Its checkpoint lives in `<cache>/teachers/<model>-<hash of spec>/final.pt`, written atomically under
 a file lock so that parallel runs never train the same teacher twice nor read half a file. Snapshots of
 earlier epochs (`epoch<E>.pt`) serve the early-stopped-teacher experiments.
+
+Teachers published with the results (`results/teachers/<model>-<hash>/`, copied there by a finding's
+`--publish-teachers`) are taken before training: a fresh clone distils from the weights the committed rows
+were distilled from, where training its own would give other weights on another CPU (oneDNN's kernels
+differ) and cost hours on a 2-core machine.
 """
 from __future__ import annotations
 
@@ -26,7 +31,8 @@ from kd.metrics import ensemble_logits, topk_accuracy
 from kd.models import create_model
 from kd.objectives import CrossEntropy
 from kd.recipe import Recipe
-from kd.records import DamagedFile, atomic_save, check_saved, config_hash, sum_path
+from kd.records import (REPO, DamagedFile, _atomic_write, append_row, atomic_save, check_saved, command_line,
+                        config_hash, device_name, git_commit, load_saved, sum_path)
 from kd.samplers import Shuffle
 from kd.train import fit, predict
 
@@ -47,14 +53,68 @@ def teacher_spec(model: str, data, pool_fraction: float, recipe: Recipe, seed: i
             "pool_seed": 0, "recipe": recipe.as_dict(), "seed": seed, "label_smoothing": label_smoothing}
 
 
-def _checkpoint(model, spec: dict, epoch: int, test_top1: float) -> dict:
+def _checkpoint(model, spec: dict, epoch: int, test_top1: float, device) -> dict:
+    # where it was trained: weights are not bit-identical across CPUs, and published teachers travel
+    trained_on = {"device": device_name(torch.device(device)), "commit": git_commit()}
     return {"arch": spec["model"], "width": spec["width"], "num_classes": model.num_classes,
             "in_chans": model.in_chans, "state_dict": model.state_dict(), "spec": spec, "epoch": epoch,
-            "test_top1": test_top1}
+            "test_top1": test_top1, "trained_on": trained_on}
 
 
 def teacher_folder(spec: dict) -> Path:
     return cache_dir() / "teachers" / f"{spec['model']}-{spec_hash(spec)}"
+
+
+def published_dir() -> Path:
+    """Where published teachers are kept: $KD_TEACHERS, default results/teachers of this repo."""
+    return Path(os.environ.get("KD_TEACHERS", REPO / "results" / "teachers"))
+
+
+def _copy_checked(src: Path, dest: Path):
+    """Copy a checkpoint with its size-and-hash record, after checking it against that record."""
+    check_saved(src)
+    for a, b in ((src, dest), (sum_path(src), sum_path(dest))):
+        _atomic_write(b, lambda tmp, a=a: shutil.copyfile(a, tmp))
+
+
+def adopt_published(spec: dict, log=print) -> bool:
+    """Fill an empty cache folder from the published copy of `spec`'s teacher, if there is one (call under
+    the folder's lock). A folder with a teacher of its own, or one being trained, is left as it is."""
+    src, folder = published_dir() / teacher_folder(spec).name, teacher_folder(spec)
+    if not (src / "final.pt").is_file() or (folder / "final.pt").exists() or (folder / "train_state.pt").exists():
+        return False
+    try:
+        for path in sorted(src.glob("*.pt")):
+            _copy_checked(path, folder / path.name)
+    except DamagedFile as exc:
+        raise KDError(f"The published teacher {src} is damaged ({exc}); restore it with `git checkout -- {src}`, "
+                      f"or delete the folder to train the teacher here.") from None
+    log(f"teacher {spec['model']} ({spec_hash(spec)}): the published weights of {src}")
+    return True
+
+
+def publish_teacher(spec: dict, epochs=()) -> Path:
+    """Copy the fully trained teacher of `spec` (with its training history) and its snapshots at `epochs`
+    from the cache into published_dir(). Returns the published folder."""
+    folder, dest = teacher_folder(spec), published_dir() / teacher_folder(spec).name
+    last = spec["recipe"]["epochs"]
+    names = ["final.pt", "history.pt"] + [f"epoch{e}.pt" for e in sorted(set(epochs) - {last})]
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise KDError(f"Teacher {spec['model']} ({spec_hash(spec)}) has no {', '.join(missing)} in {folder}: run "
+                      f"the finding first, so that it trains its teachers, then publish them.")
+    for name in names:
+        _copy_checked(folder / name, dest / name)
+    ckpt = load_saved(dest / "final.pt")
+    trained_on = ckpt.get("trained_on", {})  # absent: trained before checkpoints recorded it
+    append_row(published_dir() / "teachers.csv", {
+        "run_id": dest.name, "status": "done", "model": spec["model"], "width": spec["width"],
+        "seed": spec["seed"], "dataset": spec["dataset"], "pool_fraction": spec["pool_fraction"],
+        "epochs": last, "snapshots": " ".join(n[5:-3] for n in names[2:]), "test_top1": ckpt["test_top1"],
+        "trained_on": trained_on.get("device", "not recorded"), "trained_at_commit": trained_on.get("commit", ""),
+        "megabytes": round(sum((dest / n).stat().st_size for n in names) / 2**20, 2),
+        "git_commit": git_commit(), "command": command_line()})
+    return dest
 
 
 def default_snapshots(epochs: int) -> set[int]:
@@ -92,12 +152,12 @@ def _train(spec: dict, data, device, snapshots=(), log=print) -> dict:
     def save_snapshot(epoch, student):
         if epoch in snapshots and epoch != recipe.epochs:
             top1 = student.history[-1].get("test_top1")
-            atomic_save(_checkpoint(student.model, spec, epoch, top1), folder / f"epoch{epoch}.pt")
+            atomic_save(_checkpoint(student.model, spec, epoch, top1, device), folder / f"epoch{epoch}.pt")
 
     result, = fit([model], [CrossEntropy(spec["label_smoothing"])], data,
                   Shuffle(pool, recipe.batch_size, spec["seed"]), recipe, spec["seed"], device=device,
                   name=f"teacher {spec['model']}", on_epoch=save_snapshot, log=log, state=state)
-    atomic_save(_checkpoint(model, spec, recipe.epochs, result["final"]["test_top1"]), folder / "final.pt")
+    atomic_save(_checkpoint(model, spec, recipe.epochs, result["final"]["test_top1"], device), folder / "final.pt")
     atomic_save(result["history"], folder / "history.pt")
     for path in (state, sum_path(state)):
         path.unlink(missing_ok=True)
@@ -124,6 +184,8 @@ def teacher_model(spec: dict, data, device, snapshots=(), epoch: int | None = No
     # decides, and the ranks train it together
     writer = distributed.is_writer()
     with FileLock(str(teacher_folder(spec)) + ".lock") if writer else contextlib.nullcontext():
+        if writer:
+            adopt_published(spec, log)
         for path in files.values():
             if writer and path.exists():
                 try:

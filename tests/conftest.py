@@ -21,8 +21,10 @@ torch.set_num_threads(THREADS)
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path, monkeypatch):
-    """Every test gets its own teacher cache, so no test reuses another's teacher."""
+    """Every test gets its own teacher cache and published teachers, so no test reuses another's teacher nor
+    the repo's (results/teachers), nor publishes into it."""
     monkeypatch.setenv("KD_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("KD_TEACHERS", str(tmp_path / "published"))
 
 
 @pytest.fixture(scope="session")

@@ -270,3 +270,30 @@ def test_dry_run_prices_gpu_hours_from_measured_costs(tmp_path, monkeypatch, cap
     out = capsys.readouterr().out
     assert f"{expected:.1f} GPU-hours on one Test GPU" in out
     assert f"a Slurm array of {len(todo)} runs after {len(teachers)} teacher jobs" in out
+
+
+def test_published_teachers_let_a_fresh_clone_distil_from_the_same_weights(tmp_path, monkeypatch, capfd):
+    """--publish-teachers copies what the grid distils from (here a teacher and its snapshots) into
+    results/teachers; a machine with an empty cache then trains no teacher and gets the same rows."""
+    from experiments import early_stopped_teachers as est
+
+    def run(root, *args):
+        return harness.main(est, ["--profile", "smoke", "--seeds", "1", "--device", "cpu", "--jobs", "1",
+                                  "--results-root", str(root), "--figures-root", str(root), *args])
+    assert run(tmp_path / "a", "--publish-teachers") == 1  # nothing trained yet: said, nothing written
+    assert "1 teachers not published" in capfd.readouterr().err and not (tmp_path / "published").exists()
+    assert run(tmp_path / "a") == 0
+    assert "training teacher" in "".join(capfd.readouterr())  # the children's output too (capfd, not capsys)
+    assert run(tmp_path / "a", "--publish-teachers") == 0
+    assert capfd.readouterr().out.count("published teacher") == 1
+    published = pd.read_csv(tmp_path / "published" / "teachers.csv")
+    assert len(published) == 1 and published.snapshots.iloc[0] == "1 2"
+
+    monkeypatch.setenv("KD_CACHE", str(tmp_path / "empty cache"))
+    assert run(tmp_path / "b", "--dry-run") == 0
+    assert "after 0 teacher jobs" in capfd.readouterr().out
+    assert run(tmp_path / "b") == 0
+    assert "training teacher" not in "".join(capfd.readouterr())
+    first, second = (pd.read_csv(tmp_path / r / est.NAME / "smoke" / "runs.csv").sort_values("run_id")
+                     for r in ("a", "b"))
+    assert list(first.final_test_top1) == list(second.final_test_top1)

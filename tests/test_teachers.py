@@ -116,3 +116,34 @@ def test_the_early_stopped_snapshots_are_kept_by_any_finding_that_trains_the_tea
     from kd.teachers import default_snapshots
     p = early_stopped_teachers.PROFILES[profile]
     assert set(p["epochs"]) <= default_snapshots(p["teacher_recipe"].epochs)
+
+
+def test_a_published_teacher_is_used_on_a_fresh_machine_not_retrained(fmnist, tmp_path, monkeypatch):
+    """What a fresh clone does: the cache is empty, results/teachers holds the weights the rows came from."""
+    import pandas as pd
+
+    from kd.teachers import published_dir, publish_teacher, teacher_folder
+    spec = teacher_spec("resnet8", fmnist, 0.01, RECIPE, seed=0, width=0.5)
+    messages = []
+    trained, info = teacher_model(spec, fmnist, "cpu", snapshots=(1,), log=messages.append)
+    with pytest.raises(KDError, match="no epoch2.pt|run the finding first"):  # only snapshots it kept
+        publish_teacher({**spec, "recipe": {**spec["recipe"], "epochs": 3}})
+    dest = publish_teacher(spec, epochs=(1,))
+    assert sorted(p.name for p in dest.iterdir()) == ["epoch1.pt", "epoch1.pt.sha256", "final.pt", "final.pt.sha256",
+                                                      "history.pt", "history.pt.sha256"]
+    row = pd.read_csv(published_dir() / "teachers.csv").iloc[0]
+    assert row.run_id == teacher_folder(spec).name and row.snapshots == 1 and row.test_top1 == info["test_top1"]
+    assert row.trained_on and row.trained_on != "not recorded"
+
+    monkeypatch.setenv("KD_CACHE", str(tmp_path / "fresh"))
+    again, info2 = teacher_model(spec, fmnist, "cpu", log=messages.append)
+    assert sum("training teacher" in m for m in messages) == 1 and any("published" in m for m in messages)
+    assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), again.state_dict().values()))
+    assert (teacher_folder(spec) / "history.pt").is_file() and info2["test_top1"] == info["test_top1"]
+    _, early = teacher_model(spec, fmnist, "cpu", epoch=1, log=messages.append)
+    assert early["epoch"] == 1 and sum("training teacher" in m for m in messages) == 1
+
+    monkeypatch.setenv("KD_CACHE", str(tmp_path / "fresher"))
+    (dest / "final.pt").write_bytes((dest / "final.pt").read_bytes()[:-100])  # a clone cut short
+    with pytest.raises(KDError, match="published teacher .* is damaged.*git checkout"):
+        teacher_model(spec, fmnist, "cpu", log=messages.append)
