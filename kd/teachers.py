@@ -103,6 +103,9 @@ def publish_teacher(spec: dict, epochs=()) -> Path:
     if missing:
         raise KDError(f"Teacher {spec['model']} ({spec_hash(spec)}) has no {', '.join(missing)} in {folder}: run "
                       f"the finding first, so that it trains its teachers, then publish them.")
+    for stale in dest.glob("*.pt*") if dest.is_dir() else ():  # of weights published before: never mix them
+        if stale.name.removesuffix(".sha256") not in names:
+            stale.unlink()
     for name in names:
         _copy_checked(folder / name, dest / name)
     ckpt = load_saved(dest / "final.pt")

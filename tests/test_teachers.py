@@ -128,6 +128,9 @@ def test_a_published_teacher_is_used_on_a_fresh_machine_not_retrained(fmnist, tm
     trained, info = teacher_model(spec, fmnist, "cpu", snapshots=(1,), log=messages.append)
     with pytest.raises(KDError, match="no epoch2.pt|run the finding first"):  # only snapshots it kept
         publish_teacher({**spec, "recipe": {**spec["recipe"], "epochs": 3}})
+    publish_teacher(spec, epochs=(1,))
+    dest = publish_teacher(spec)  # published again without the snapshot: it must not stay beside new weights
+    assert not (dest / "epoch1.pt").exists()
     dest = publish_teacher(spec, epochs=(1,))
     assert sorted(p.name for p in dest.iterdir()) == ["epoch1.pt", "epoch1.pt.sha256", "final.pt", "final.pt.sha256",
                                                       "history.pt", "history.pt.sha256"]
