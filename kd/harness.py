@@ -43,7 +43,7 @@ from kd.objectives import QualityWeights, make_objective
 from kd.recipe import Recipe
 from kd.samplers import Shuffle, make_kdas
 from kd.teachers import (Teacher, external_logits_dir, load_checkpoint, load_ensemble, load_teacher,
-                         pretrained_teacher, publish_teacher, published_dir, teacher_folder, teacher_spec)
+                         pretrained_teacher, publish_teacher, published_folder, teacher_folder, teacher_spec)
 from kd.train import fit, predict
 
 matplotlib.use("Agg")
@@ -402,10 +402,10 @@ def teacher_run(config: dict) -> dict:
 
 def teacher_cached(config: dict, p: dict, data_dir) -> bool:
     try:
-        folder = teacher_folder(Context(p, "cpu", data_dir).teacher_spec(config))
+        spec = Context(p, "cpu", data_dir).teacher_spec(config)
     except KDError:  # no data here: its identity, and so the teacher's cache key, is unknown
         return False
-    return (folder / "final.pt").is_file() or (published_dir() / folder.name / "final.pt").is_file()
+    return any((folder / "final.pt").is_file() for folder in (teacher_folder(spec), published_folder(spec)))
 
 
 def publish_teachers(module, args, p: dict, configs: list[dict]) -> int:

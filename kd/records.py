@@ -10,6 +10,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -183,6 +184,14 @@ def check_saved(path: Path):
     if _digest(path) != sums.read_text().strip():
         raise DamagedFile(f"{path} is damaged: its size or SHA-256 differs from the one recorded when it was "
                           f"written.")
+
+
+def copy_saved(src: Path, dest: Path):
+    """Copy a file written by atomic_save, with its size-and-hash record, after checking it against that
+    record (DamagedFile if it differs); each of the two lands atomically."""
+    check_saved(src)
+    for a, b in ((src, dest), (sum_path(src), sum_path(dest))):
+        _atomic_write(b, lambda tmp, a=a: shutil.copyfile(a, tmp))
 
 
 def load_saved(path: Path, map_location="cpu"):

@@ -31,8 +31,8 @@ from kd.metrics import ensemble_logits, topk_accuracy
 from kd.models import create_model
 from kd.objectives import CrossEntropy
 from kd.recipe import Recipe
-from kd.records import (REPO, DamagedFile, _atomic_write, append_row, atomic_save, check_saved, command_line,
-                        config_hash, device_name, git_commit, load_saved, sum_path)
+from kd.records import (REPO, DamagedFile, append_row, atomic_save, check_saved, command_line, config_hash,
+                        copy_saved, device_name, git_commit, load_saved, sum_path)
 from kd.samplers import Shuffle
 from kd.train import fit, predict
 
@@ -70,22 +70,20 @@ def published_dir() -> Path:
     return Path(os.environ.get("KD_TEACHERS", REPO / "results" / "teachers"))
 
 
-def _copy_checked(src: Path, dest: Path):
-    """Copy a checkpoint with its size-and-hash record, after checking it against that record."""
-    check_saved(src)
-    for a, b in ((src, dest), (sum_path(src), sum_path(dest))):
-        _atomic_write(b, lambda tmp, a=a: shutil.copyfile(a, tmp))
+def published_folder(spec: dict) -> Path:
+    """The published copy of `spec`'s teacher, named as its cache folder."""
+    return published_dir() / teacher_folder(spec).name
 
 
 def adopt_published(spec: dict, log=print) -> bool:
     """Fill an empty cache folder from the published copy of `spec`'s teacher, if there is one (call under
     the folder's lock). A folder with a teacher of its own, or one being trained, is left as it is."""
-    src, folder = published_dir() / teacher_folder(spec).name, teacher_folder(spec)
+    src, folder = published_folder(spec), teacher_folder(spec)
     if not (src / "final.pt").is_file() or (folder / "final.pt").exists() or (folder / "train_state.pt").exists():
         return False
     try:
         for path in sorted(src.glob("*.pt")):
-            _copy_checked(path, folder / path.name)
+            copy_saved(path, folder / path.name)
     except DamagedFile as exc:
         raise KDError(f"The published teacher {src} is damaged ({exc}); restore it with `git checkout -- {src}`, "
                       f"or delete the folder to train the teacher here.") from None
@@ -96,9 +94,10 @@ def adopt_published(spec: dict, log=print) -> bool:
 def publish_teacher(spec: dict, epochs=()) -> Path:
     """Copy the fully trained teacher of `spec` (with its training history) and its snapshots at `epochs`
     from the cache into published_dir(). Returns the published folder."""
-    folder, dest = teacher_folder(spec), published_dir() / teacher_folder(spec).name
+    folder, dest = teacher_folder(spec), published_folder(spec)
     last = spec["recipe"]["epochs"]
-    names = ["final.pt", "history.pt"] + [f"epoch{e}.pt" for e in sorted(set(epochs) - {last})]
+    snapshots = sorted(set(epochs) - {last})
+    names = ["final.pt", "history.pt"] + [f"epoch{e}.pt" for e in snapshots]
     missing = [n for n in names if not (folder / n).is_file()]
     if missing:
         raise KDError(f"Teacher {spec['model']} ({spec_hash(spec)}) has no {', '.join(missing)} in {folder}: run "
@@ -107,13 +106,13 @@ def publish_teacher(spec: dict, epochs=()) -> Path:
         if stale.name.removesuffix(".sha256") not in names:
             stale.unlink()
     for name in names:
-        _copy_checked(folder / name, dest / name)
+        copy_saved(folder / name, dest / name)
     ckpt = load_saved(dest / "final.pt")
     trained_on = ckpt.get("trained_on", {})  # absent: trained before checkpoints recorded it
     append_row(published_dir() / "teachers.csv", {
         "run_id": dest.name, "status": "done", "model": spec["model"], "width": spec["width"],
         "seed": spec["seed"], "dataset": spec["dataset"], "pool_fraction": spec["pool_fraction"],
-        "epochs": last, "snapshots": " ".join(n[5:-3] for n in names[2:]), "test_top1": ckpt["test_top1"],
+        "epochs": last, "snapshots": " ".join(map(str, snapshots)), "test_top1": ckpt["test_top1"],
         "trained_on": trained_on.get("device", "not recorded"), "trained_at_commit": trained_on.get("commit", ""),
         "megabytes": round(sum((dest / n).stat().st_size for n in names) / 2**20, 2),
         "git_commit": git_commit(), "command": command_line()})
