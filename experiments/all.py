@@ -4,7 +4,7 @@ does, and one that fails does not stop the others.
     bash experiments/all.sh [--profile smoke|cpu|paper] [--jobs N] [--dry-run] [--seeds N] [--data-dir D]
 
 --dry-run prints each finding's runs still to do, their estimated cost and the total, a teacher that several
-findings share counted once.
+findings share counted once, and so a run that a later finding reuses (its SAME_RUNS).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import importlib
 import sys
 
 from experiments import report
-from kd import harness
+from kd import harness, records
 from kd.device import resolve_device
 
 # Cheapest first within a paper; findings that share teachers run one after another so the cache is warm.
@@ -31,13 +31,19 @@ def measured(cache: dict, device) -> harness.MeasuredCosts:
 
 
 def dry_run(argv: list[str]) -> int:
-    total, teachers, cache, todo_all, teachers_all = 0.0, {}, {}, [], {}
+    total, teachers, cache, todo_all, teachers_all, planned_by = 0.0, {}, {}, [], {}, {}
     device = None
     print(f"all --profile {harness.parse_args(module_of(FINDINGS[0]), argv).profile}: {len(FINDINGS)} findings")
     for name in FINDINGS:
         module = module_of(name)
         args = harness.parse_args(module, argv)
         p, _, configs, todo, _ = harness.plan(module, args)
+        reused = harness.reusable_runs(module, args, todo)
+        shared = {o.NAME for o in harness.sharing(module, args.profile)}
+        todo = [c for c in todo
+                if records.run_id(c) not in reused and planned_by.get(harness.training_id(c)) not in shared]
+        for c in todo:  # a later finding that shares runs with this one reuses them
+            planned_by.setdefault(harness.training_id(c), name)
         runs, needed = harness.costs(args, p, todo, cache)
         device = resolve_device(args.device)
         new = {k: v for k, v in needed.items() if k not in teachers}

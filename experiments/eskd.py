@@ -13,7 +13,7 @@ import sys
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from experiments import cho_common
+from experiments import bigger_teachers, cho_common
 from experiments.cho_common import teacher
 from kd import analysis, harness
 from kd.recipe import IMAGENET_RECIPE
@@ -49,6 +49,10 @@ PROFILES = {
                   loss_options={"temperature": 1.0, "ce_weight": 0.5, "kd_weight": 0.5},
                   regime=cho_common.REGIME),
 }
+
+
+# its scratch and full-KD runs are bigger_teachers' scratch and T=4 runs: reused when those are done
+SAME_RUNS = (bigger_teachers,)
 
 
 def grid(p: dict, seeds: int) -> list[dict]:

@@ -5,6 +5,8 @@
     PROFILES              smoke / cpu / paper: the settings of each scale
     grid(p, seeds)        the runs: one config dict per run (with "condition" and "seed")
     run(config, ctx)      train one run, return the fit result (and extra row fields under "extra")
+    SAME_RUNS (optional)  findings whose grids hold some of the same trainings (the same config but for the
+                          name and condition): their finished runs are reused, not trained again
     report(rows, p, out)  summary, figure and comparison table with the verdict; returns the verdict
 
 and ends with `harness.main(sys.modules[__name__])`; a finding with a v2 rule also defines RULE (the rule's
@@ -436,18 +438,23 @@ def cost_line(run_sec: float, teacher_sec: float, jobs: int, device) -> str:
             f"inputs {where} (evaluation not included)")
 
 
-def dry_run(module, args, p: dict, configs: list[dict], todo: list[dict]) -> int:
-    """List the runs, which are done, and the estimated cost of the rest and of the teachers they still need
-    (timed here, with one thread on a CPU as the runs train), and their GPU-hours from measured costs; train
-    nothing. On CUDA the per-sample costs timed here are added to GPU_COSTS."""
-    cache = {}
+def dry_run(module, args, p: dict, configs: list[dict], todo: list[dict], reused: dict | None = None) -> int:
+    """List the runs, which are done (or reused from another finding), and the estimated cost of the rest and
+    of the teachers they still need (timed here, with one thread on a CPU as the runs train), and their
+    GPU-hours from measured costs; train nothing. On CUDA the per-sample costs timed here are added to
+    GPU_COSTS."""
+    cache, reused = {}, reused or {}
     runs, teachers = costs(args, p, todo, cache)
-    print(f"{module.NAME} --profile {args.profile}: {len(configs)} runs, {len(configs) - len(todo)} done, "
-          f"{len(todo)} to run")
+    print(f"{module.NAME} --profile {args.profile}: {len(configs)} runs, "
+          f"{len(configs) - len(todo) - len(reused)} done, {len(todo)} to run"
+          + (f", {len(reused)} reused from another finding" if reused else ""))
     for c in configs:
-        sec = runs.get(records.run_id(c))
-        print(f"  {'done' if sec is None else 'todo'} {records.run_id(c)}  {c['condition']:32s} seed {c['seed']}  "
-              f"{c['train_size']:>7d} samples x {c['recipe']['epochs']} epochs  ~{(sec or 0.0) / 60:.1f} min")
+        rid = records.run_id(c)
+        sec = runs.get(rid)
+        state = "todo" if sec is not None else "reuse" if rid in reused else "done"
+        source = f"  (from {reused[rid][0]})" if rid in reused else ""
+        print(f"  {state:5s} {rid}  {c['condition']:32s} seed {c['seed']}  {c['train_size']:>7d} samples x "
+              f"{c['recipe']['epochs']} epochs  ~{(sec or 0.0) / 60:.1f} min{source}")
     device = resolve_device(args.device)
     print(cost_line(sum(runs.values()), sum(teachers.values()), max(1, min(args.jobs, len(todo))), device))
     measured = MeasuredCosts()
@@ -526,6 +533,53 @@ def plan(module, args) -> tuple[dict, Outputs, list[dict], list[dict], pd.DataFr
     return p, out, configs, [c for c in configs if records.run_id(c) not in done_ids], done
 
 
+def training_id(config: dict) -> str:
+    """What a run's numbers depend on: its config but for the finding's name and the condition's label (a
+    run's randomness comes from its seed alone)."""
+    return records.run_id({k: v for k, v in config.items() if k not in ("experiment", "condition")})
+
+
+def sharing(module, profile: str) -> list:
+    """The findings whose runs this one may reuse: listed in its SAME_RUNS, with the same `run`."""
+    return [o for o in getattr(module, "SAME_RUNS", ()) if o.run is module.run and profile in o.PROFILES]
+
+
+def reusable_runs(module, args, todo: list[dict]) -> dict[str, tuple[str, dict, Path]]:
+    """The runs still to do that a finding in `module.SAME_RUNS` has already trained (the same training_id,
+    the same `run`), by run id: (that finding's name, its row, its history). A results file of theirs that
+    cannot be read is left alone, and its runs trained here."""
+    found = {}
+    for other in sharing(module, args.profile):
+        theirs = Outputs(args.results_root / other.NAME / args.profile, None)
+        try:
+            done = completed(theirs)
+        except KDError as exc:
+            _log(f"not reusing {other.NAME}'s runs: {exc}")
+            continue
+        if done.empty:
+            continue
+        rows = done.set_index("run_id")
+        planned = planned_runs(other, dict(other.PROFILES[args.profile]), args.seeds)
+        by_training = {training_id(c): records.run_id(c) for c in planned if records.run_id(c) in rows.index}
+        for c in todo:
+            source = by_training.get(training_id(c))
+            if source is not None and theirs.history(source).is_file():
+                found.setdefault(records.run_id(c), (other.NAME, {**rows.loc[source].dropna(), "run_id": source},
+                                                     theirs.history(source)))
+    return found
+
+
+def write_reused(out: Outputs, config: dict, profile: str, source: str, row: dict, history: Path):
+    """Another finding's run as this grid's row: its numbers and what produced them (command, commit, device,
+    wall time) kept, its names and rule this grid's, and `reused_from` saying whose run it is."""
+    rid = records.run_id(config)
+    _log(f"reusing {source}'s run {row['run_id']} as {config['condition']} seed {config['seed']} ({rid})")
+    records.write_history(out.history(rid), pd.read_csv(history).to_dict("records"))
+    records.append_row(out.runs, {**row, "run_id": rid, "experiment": config["experiment"],
+                                  "condition": config["condition"], "profile": profile, "rule_id": out.rule_id,
+                                  "reused_from": f"{source}/{row['run_id']}"})
+
+
 def _main(module, args, isolate: bool) -> int:
     records.git_commit()  # pin the commit of the code this process loaded, before any long run
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: every rank trains each run on its shard
@@ -540,10 +594,15 @@ def _main(module, args, isolate: bool) -> int:
         if done.empty:
             raise KDError(f"No completed runs in {out.runs}; run the experiment without --plot-only first.")
         return _report(module, done, p, out, configs)
+    reused = reusable_runs(module, args, todo)
+    todo = [c for c in todo if records.run_id(c) not in reused]
     if args.dry_run:
-        return dry_run(module, args, p, configs, todo)
+        return dry_run(module, args, p, configs, todo, reused)
     if args.publish_teachers:
         return publish_teachers(module, args, p, configs)
+    for c in configs:
+        if records.run_id(c) in reused:
+            write_reused(out, c, args.profile, *reused[records.run_id(c)])
     if args.launcher == "processes":
         failed = sweep(module, args, p, out, todo, isolate)
     else:
