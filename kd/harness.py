@@ -452,7 +452,7 @@ def dry_run(module, args, p: dict, configs: list[dict], todo: list[dict], reused
         rid = records.run_id(c)
         sec = runs.get(rid)
         state = "todo" if sec is not None else "reuse" if rid in reused else "done"
-        source = f"  (from {reused[rid][0]})" if rid in reused else ""
+        source = f"  (from {reused[rid][1]})" if rid in reused else ""
         print(f"  {state:5s} {rid}  {c['condition']:32s} seed {c['seed']}  {c['train_size']:>7d} samples x "
               f"{c['recipe']['epochs']} epochs  ~{(sec or 0.0) / 60:.1f} min{source}")
     device = resolve_device(args.device)
@@ -544,10 +544,10 @@ def sharing(module, profile: str) -> list:
     return [o for o in getattr(module, "SAME_RUNS", ()) if o.run is module.run and profile in o.PROFILES]
 
 
-def reusable_runs(module, args, todo: list[dict]) -> dict[str, tuple[str, dict, Path]]:
+def reusable_runs(module, args, todo: list[dict]) -> dict[str, tuple[dict, str, dict, Path]]:
     """The runs still to do that a finding in `module.SAME_RUNS` has already trained (the same training_id,
-    the same `run`), by run id: (that finding's name, its row, its history). A results file of theirs that
-    cannot be read is left alone, and its runs trained here."""
+    the same `run`), by run id: (the config here, that finding's name, its row, its history). A results file
+    of theirs that cannot be read is left alone, and its runs trained here."""
     found = {}
     for other in sharing(module, args.profile):
         theirs = Outputs(args.results_root / other.NAME / args.profile, None)
@@ -559,12 +559,12 @@ def reusable_runs(module, args, todo: list[dict]) -> dict[str, tuple[str, dict, 
         if done.empty:
             continue
         rows = done.set_index("run_id")
-        planned = planned_runs(other, dict(other.PROFILES[args.profile]), args.seeds)
+        planned = planned_runs(other, dict(other.PROFILES[args.profile]), args.seeds, check=False)
         by_training = {training_id(c): records.run_id(c) for c in planned if records.run_id(c) in rows.index}
         for c in todo:
             source = by_training.get(training_id(c))
             if source is not None and theirs.history(source).is_file():
-                found.setdefault(records.run_id(c), (other.NAME, {**rows.loc[source].dropna(), "run_id": source},
+                found.setdefault(records.run_id(c), (c, other.NAME, {**rows.loc[source].dropna(), "run_id": source},
                                                      theirs.history(source)))
     return found
 
@@ -600,9 +600,8 @@ def _main(module, args, isolate: bool) -> int:
         return dry_run(module, args, p, configs, todo, reused)
     if args.publish_teachers:
         return publish_teachers(module, args, p, configs)
-    for c in configs:
-        if records.run_id(c) in reused:
-            write_reused(out, c, args.profile, *reused[records.run_id(c)])
+    for config, *source in reused.values():
+        write_reused(out, config, args.profile, *source)
     if args.launcher == "processes":
         failed = sweep(module, args, p, out, todo, isolate)
     else:
@@ -626,13 +625,14 @@ def rule_id(module, configs: list[dict]) -> str:
                                 "grid": grid}, 8)
 
 
-def planned_runs(module, p: dict, seeds: int | None) -> list[dict]:
-    """The finding's grid for this profile, every config checked before any compute."""
+def planned_runs(module, p: dict, seeds: int | None, check: bool = True) -> list[dict]:
+    """The finding's grid for this profile, every config checked before any compute (unless `check` is off:
+    another finding's grid whose runs are only looked up)."""
     seeds = seeds if seeds is not None else p["seeds"]
     if seeds < 1:
         raise KDError(f"--seeds must be >= 1, got {seeds}.")
     configs = module.grid(p, seeds)
-    for c in configs:
+    for c in configs if check else ():
         check_config(c)
     return configs
 

@@ -41,3 +41,15 @@ def test_eskd_turns_the_teacher_off_and_reuses_the_runs_bigger_teachers_has_done
             pd.read_csv(tmp_path / "eskd" / "smoke" / "histories" / f"{rows.loc[mine, 'run_id']}.csv"),
             pd.read_csv(tmp_path / "bigger_teachers" / "smoke" / "histories" / f"{theirs.loc[source, 'run_id']}.csv"))
     assert rows.loc[["resnet14 x0.5: ESKD stop 1", "resnet14 x0.5: ESKD stop 2"], "reused_from"].isna().all()
+
+
+def test_eskd_trains_its_own_runs_when_the_results_it_would_reuse_are_damaged(tmp_path, capsys):
+    damaged = tmp_path / "bigger_teachers" / "smoke" / "runs.csv"
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(b"\x00\xff not a results file")
+    args = ["--profile", "smoke", "--seeds", "1", "--device", "cpu", "--results-root", str(tmp_path)]
+    assert harness.main(eskd, [*args, "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert "4 runs, 0 done, 4 to run\n" in captured.out
+    assert "not reusing bigger_teachers's runs" in captured.err and "damaged" in captured.err
+    assert damaged.read_bytes() == b"\x00\xff not a results file"  # left as it was
