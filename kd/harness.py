@@ -324,7 +324,9 @@ def estimate_seconds(config: dict, device: torch.device, cache: dict) -> float:
 
 
 class MeasuredCosts(dict):
-    """Per-sample costs of one GPU from GPU_COSTS (the latest measurement of each), read-only."""
+    """Per-sample costs of one GPU (the latest in GPU_COSTS), read-only: the median of each cost's
+    measurements there, since one timing of a small, launch-bound CIFAR model is off by up to 40% (two
+    dry runs on one H200, 2026-11-27), where an ImageNet one repeats within 1%."""
     read_only = True
 
     def __init__(self, path: Path | None = None):
@@ -335,9 +337,10 @@ class MeasuredCosts(dict):
         rows = records.read_rows(path, required=fields) if path.is_file() else pd.DataFrame()
         if not rows.empty:
             self.device = rows["device"].iloc[-1]
-            for r in rows[rows["device"] == self.device].itertuples():
-                self[r.dataset, architecture(r.model), float(r.width), bool(r.train_step), int(r.batch)] = \
-                    r.seconds_per_sample
+            rows = rows[rows["device"] == self.device].assign(model=lambda r: r.model.map(architecture))
+            for (dataset, model, width, step, batch), sec in rows.groupby(
+                    ["dataset", "model", "width", "train_step", "batch"]).seconds_per_sample.median().items():
+                self[dataset, model, float(width), bool(step), int(batch)] = sec
 
     @classmethod
     def timed_here(cls, cache: dict, device: torch.device) -> "MeasuredCosts":

@@ -272,6 +272,19 @@ def test_dry_run_prices_gpu_hours_from_measured_costs(tmp_path, monkeypatch, cap
     assert f"a Slurm array of {len(todo)} runs after {len(teachers)} teacher jobs" in out
 
 
+def test_measured_costs_are_the_median_of_the_latest_gpus_measurements(tmp_path):
+    """One timing of a small model on a GPU is noisy, so a cost is the median of its measurements on the
+    GPU measured last (another GPU's rows are not mixed in), and a weights tag does not make a new model."""
+    key = ("cifar10", "resnet20", 1.0, True, 64)
+    rows = [("Old GPU", "resnet20", 9.0), ("Test GPU", "resnet20", 1.0), ("Test GPU", "resnet20", 2.0),
+            ("Test GPU", "resnet20", 5.0), ("Test GPU", "resnet34.tv_in1k", 3.0)]
+    costs = tmp_path / "per_sample_costs.csv"
+    pd.DataFrame([{"device": d, "dataset": "cifar10", "model": m, "width": 1.0, "train_step": True, "batch": 64,
+                   "seconds_per_sample": s} for d, m, s in rows]).to_csv(costs, index=False)
+    measured = harness.MeasuredCosts(costs)
+    assert measured.device == "Test GPU" and measured == {key: 2.0, ("cifar10", "resnet34", 1.0, True, 64): 3.0}
+
+
 def test_published_teachers_let_a_fresh_clone_distil_from_the_same_weights(tmp_path, monkeypatch, capfd):
     """--publish-teachers copies what the grid distils from (here a teacher and its snapshots) into
     results/teachers; a machine with an empty cache then trains no teacher and gets the same rows."""
