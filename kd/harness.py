@@ -577,7 +577,7 @@ def write_reused(out: Outputs, config: dict, profile: str, source: str, row: dic
     wall time) kept, its names and rule this grid's, and `reused_from` saying whose run it is."""
     rid = records.run_id(config)
     _log(f"reusing {source}'s run {row['run_id']} as {config['condition']} seed {config['seed']} ({rid})")
-    records.write_history(out.history(rid), pd.read_csv(history).to_dict("records"))
+    records.copy_file(history, out.history(rid))
     records.append_row(out.runs, {**row, "run_id": rid, "experiment": config["experiment"],
                                   "condition": config["condition"], "profile": profile, "rule_id": out.rule_id,
                                   "reused_from": f"{source}/{row['run_id']}"})

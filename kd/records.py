@@ -191,7 +191,12 @@ def copy_saved(src: Path, dest: Path):
     record (DamagedFile if it differs); each of the two lands atomically."""
     check_saved(src)
     for a, b in ((src, dest), (sum_path(src), sum_path(dest))):
-        _atomic_write(b, lambda tmp, a=a: shutil.copyfile(a, tmp))
+        copy_file(a, b)
+
+
+def copy_file(src: Path, dest: Path):
+    """Copy a file byte for byte; the copy lands atomically."""
+    _atomic_write(dest, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def load_saved(path: Path, map_location="cpu"):
