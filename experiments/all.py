@@ -14,6 +14,7 @@ import sys
 from experiments import report
 from kd import harness, records
 from kd.device import resolve_device
+from kd.errors import KDError
 
 # Cheapest first within a paper; findings that share teachers run one after another so the cache is warm.
 FINDINGS = ("kdas_finding3", "kdas_finding1", "kdas_finding2", "kdas_finding4", "kdas_method",
@@ -67,7 +68,11 @@ def dry_run(argv: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     if "--dry-run" in argv:
-        return dry_run(argv)
+        try:
+            return dry_run(argv)
+        except KDError as exc:  # bad input, as each finding's own command line says it
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     failed = []
     for name in FINDINGS:
         print(f"==> {name}", flush=True)

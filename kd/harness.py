@@ -336,8 +336,16 @@ class MeasuredCosts(dict):
         fields = ("device", "dataset", "model", "width", "train_step", "batch", "seconds_per_sample")
         rows = records.read_rows(path, required=fields) if path.is_file() else pd.DataFrame()
         if not rows.empty:
+            cost = pd.to_numeric(rows["seconds_per_sample"], errors="coerce")
+            bad = rows.index[~(cost > 0)]  # text would end in a bare TypeError, a zero would price a grid at 0
+            if len(bad):
+                raise KDError(f"The GPU cost table {path} is damaged: seconds_per_sample is not a positive number "
+                              f"on line(s) {', '.join(str(i + 2) for i in bad[:5])}. Nothing was priced. Restore "
+                              f"it (`git checkout -- {self.source}`) or re-measure the costs on a GPU with "
+                              "`--dry-run --device cuda`.")
             self.device = rows["device"].iloc[-1]
-            rows = rows[rows["device"] == self.device].assign(model=lambda r: r.model.map(architecture))
+            rows = rows.assign(seconds_per_sample=cost, model=rows["model"].map(architecture))
+            rows = rows[rows["device"] == self.device]
             for (dataset, model, width, step, batch), sec in rows.groupby(
                     ["dataset", "model", "width", "train_step", "batch"]).seconds_per_sample.median().items():
                 self[dataset, model, float(width), bool(step), int(batch)] = sec

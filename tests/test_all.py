@@ -4,7 +4,7 @@ import re
 
 from experiments import all as all_findings
 from experiments import report
-from kd import records
+from kd import harness, records
 
 REPO = records.REPO
 
@@ -24,6 +24,14 @@ def test_dry_run_prices_every_finding_and_the_total(tmp_path, capsys):
     eskd = next(line for line in out if line.startswith("eskd "))
     assert re.match(r"eskd +8 runs, +4 to run", eskd)  # its other 4 are bigger_teachers' runs, counted there
     assert not any(tmp_path.iterdir())  # a dry run writes nothing
+
+
+def test_dry_run_says_a_damaged_gpu_cost_table_is_damaged(tmp_path, monkeypatch, capsys):
+    costs = tmp_path / "per_sample_costs.csv"
+    costs.write_text("device,dataset,model,width,train_step,batch,seconds_per_sample\nG,cifar10,resnet20,1.0,True,64,x\n")
+    monkeypatch.setattr(harness, "GPU_COSTS", costs)
+    assert all_findings.main(["--dry-run", "--profile", "smoke", "--results-root", str(tmp_path / "r")]) == 2
+    assert f"error: The GPU cost table {costs} is damaged" in capsys.readouterr().err
 
 
 def test_results_page_is_the_committed_tables_rendered_and_agrees_with_the_readme():

@@ -11,6 +11,7 @@ from experiments import kdas_finding4 as f4
 from experiments.all import FINDINGS
 from kd import analysis, harness, records
 from kd.data import TensorData
+from kd.errors import KDError
 
 
 def main(tmp_path, *args, isolate=True):
@@ -283,6 +284,11 @@ def test_measured_costs_are_the_median_of_the_latest_gpus_measurements(tmp_path)
                    "seconds_per_sample": s} for d, m, s in rows]).to_csv(costs, index=False)
     measured = harness.MeasuredCosts(costs)
     assert measured.device == "Test GPU" and measured == {key: 2.0, ("cifar10", "resnet34", 1.0, True, 64): 3.0}
+    damaged = costs.read_text().replace(",64,2.0\n", ",64,n/a\n").replace(",64,5.0\n", ",64,0\n")
+    costs.write_text(damaged)
+    with pytest.raises(KDError, match=r"damaged: seconds_per_sample is not a positive number on line\(s\) 4, 5\."):
+        harness.MeasuredCosts(costs)
+    assert costs.read_text() == damaged
 
 
 def test_published_teachers_let_a_fresh_clone_distil_from_the_same_weights(tmp_path, monkeypatch, capfd):
