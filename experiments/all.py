@@ -8,22 +8,19 @@ findings share counted once, and so a run that a later finding reuses (its SAME_
 """
 from __future__ import annotations
 
-import importlib
 import sys
 
+if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
+    import pathlib, runpy  # noqa: E401
+    sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
+    runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
+    sys.exit()
+
 from experiments import report
+from experiments.findings import FINDINGS, module_of
 from kd import harness, records
 from kd.device import resolve_device
 from kd.errors import KDError
-
-# Cheapest first within a paper; findings that share teachers run one after another so the cache is warm.
-FINDINGS = ("kdas_finding3", "kdas_finding1", "kdas_finding2", "kdas_finding4", "kdas_method",
-            "bigger_teachers", "early_stopped_teachers", "eskd", "dist_stronger_teacher", "vanillakd_data_scale",
-            "fidelity_ensembles", "fidelity_optimisation", "fidelity_augmentation")
-
-
-def module_of(name: str):
-    return importlib.import_module(f"experiments.{name}")
 
 
 def measured(cache: dict, device) -> harness.MeasuredCosts:

@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import sys
 
+if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
+    import pathlib, runpy  # noqa: E401
+    sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
+    runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
+    sys.exit()
+
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns

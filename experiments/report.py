@@ -11,8 +11,15 @@ import re
 import sys
 from pathlib import Path
 
+if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
+    import pathlib, runpy  # noqa: E401
+    sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
+    runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
+    sys.exit()
+
 import pandas as pd
 
+from experiments.findings import FINDINGS
 from kd import records
 
 RESULTS = records.REPO / "results"
@@ -89,7 +96,6 @@ def render(profile: str, names) -> str:
 
 
 def write(profile: str = "cpu") -> Path:
-    from experiments.all import FINDINGS
     path = RESULTS / "README.md" if profile == "cpu" else RESULTS / f"README_{profile}.md"
     path.write_text(render(profile, FINDINGS))
     return path

@@ -8,7 +8,7 @@ import torch
 
 from experiments import kdas_finding3 as f3
 from experiments import kdas_finding4 as f4
-from experiments.all import FINDINGS
+from experiments.findings import FINDINGS
 from kd import analysis, harness, records
 from kd.data import TensorData
 from kd.errors import KDError

@@ -1,5 +1,5 @@
-"""The documented entry points work as documented: `bash experiments/<name>.sh` from any working directory,
-and a CLI distillation is the run an experiment makes from the same config."""
+"""The documented entry points work as documented: `bash experiments/<name>.sh` and `python
+experiments/<name>.py` from any working directory, and a CLI distillation is the run an experiment makes from the same config."""
 import subprocess
 from pathlib import Path
 
@@ -20,6 +20,14 @@ def test_the_shell_script_runs_from_another_folder(name, tmp_path):
                           "--results-root", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(f"{name} --profile smoke: ") and "estimated" in out.stdout
+
+
+def test_python_runs_a_finding_file_as_its_module(tmp_path):
+    """`python experiments/<name>.py` (a habit of many users) runs the finding, as `python -m` would."""
+    out = subprocess.run(["python", str(REPO / "experiments" / "kdas_finding4.py"), "--profile", "smoke", "--dry-run",
+                          "--results-root", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("kdas_finding4 --profile smoke: ") and "estimated" in out.stdout
 
 
 def test_a_cli_distillation_is_the_run_an_experiment_makes(fmnist, tmp_path):
