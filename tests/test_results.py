@@ -50,3 +50,32 @@ def test_the_column_migration_renames_headers_only_and_refuses_clashes(tmp_path)
     with pytest.raises(SystemExit, match="both an old column"):
         migrate(tmp_path)
     assert clash.read_text() == "test_kl_ts,test_kl_teacher_student\n1,2\n"
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_the_committed_rows_are_the_runs_the_code_builds(name):
+    """Every committed cpu row judged under the finding's current rule is a run of the grid the code builds
+    now: its run id (the hash of its config) and its config fields; the rule id is the one the code hashes.
+    Rows of earlier rules (grids no code builds any more) each have their table beside the current one."""
+    from experiments.findings import module_of
+    from kd import harness, records
+    folder = REPO / "results" / name / "cpu"
+    if not (folder / "runs.csv").exists():
+        return
+    module = module_of(name)
+    configs = harness.planned_runs(module, dict(module.PROFILES["cpu"]), None, check=False)
+    rule = harness.rule_id(module, configs)
+    rows = pd.read_csv(folder / "runs.csv")
+    current = rows[rows.rule_id == rule].set_index("run_id")
+    assert sorted(current.index) == sorted(records.run_id(c) for c in configs)
+    for c in configs:
+        row = current.loc[records.run_id(c)]
+        for key, value in records.flatten(c).items():
+            if key == "train_size":  # a row's train_size is the pool size the run reports (KDAS: not the plan's)
+                continue
+            recorded = row[key]
+            assert (value is None and pd.isna(recorded)) or recorded == value or str(recorded) == str(value), \
+                (name, key, value, recorded)
+    for old in set(rows.rule_id.fillna("v1")) - {rule}:
+        tables = [f"table_{old}.md", f"table_v2_{old}.md"] if old != "v1" else ["table_v1.md"]
+        assert any((folder / t).exists() for t in tables), (name, old)
