@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from kd import records
-from kd.data import balanced_subset, load_dataset
+from kd.data import balanced_subset
+from kd.datasets import load_dataset
 from kd.device import place, resolve_device
 from kd.models import create_model
 from kd.samplers import Shuffle

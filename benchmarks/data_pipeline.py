@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from benchmarks.peer import PilDataset
 from kd import records
-from kd.data import balanced_subset, load_dataset
+from kd.data import balanced_subset
+from kd.datasets import load_dataset
 from kd.device import resolve_device
 from kd.models import create_model
 from kd.objectives import CrossEntropy

@@ -26,13 +26,14 @@ import torch.nn.functional as F
 
 from benchmarks.peer import PilDataset
 from kd import records
-from kd.data import TensorData, balanced_subset, load_dataset
+from kd.data import TensorData, balanced_subset
+from kd.datasets import load_dataset
 from kd.device import place, resolve_device
+from kd.logit_cache import Teacher
 from kd.models import create_model
 from kd.objectives import KD, CrossEntropy
 from kd.recipe import Recipe
 from kd.samplers import Shuffle
-from kd.teachers import Teacher
 from kd.train import Student, train_epoch
 
 # Dense bf16 peak of the GPUs this repo has been measured on (TFLOP/s), for "how far from the limit".

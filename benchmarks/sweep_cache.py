@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from kd import harness, records
+from kd import records
+from kd.analysis import Outputs
+from kd.run import Context
 from kd.teachers import cache_dir
 
 REPO = records.REPO
@@ -37,7 +39,7 @@ def main():
     p = module.PROFILES[args.profile]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        ctx = harness.Context(p, "auto", out=harness.Outputs(tmp / "prep", tmp / "prep.png"))
+        ctx = Context(p, "auto", out=Outputs(tmp / "prep", tmp / "prep.png"))
         for config in module.grid(p, 1):  # train (or find) every teacher first: not part of the timing
             ctx.teacher(config)
         arms = {}

@@ -11,21 +11,23 @@ from __future__ import annotations
 import sys
 
 if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
-    import pathlib, runpy  # noqa: E401
+    import pathlib
+    import runpy
     sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
 
 from experiments import report
 from experiments.findings import FINDINGS, module_of
-from kd import harness, records
+from kd import harness
+from kd.costs import MeasuredCosts, cost_line, costs, gpu_hours, teachers_to_train
 from kd.device import resolve_device
 from kd.errors import KDError
 
 
-def measured(cache: dict, device) -> harness.MeasuredCosts:
+def measured(cache: dict, device) -> MeasuredCosts:
     """GPU costs: those just timed on this GPU, else the last GPU's in results/benchmarks."""
-    return harness.MeasuredCosts.timed_here(cache, device) if device.type == "cuda" else harness.MeasuredCosts()
+    return MeasuredCosts.timed_here(cache, device) if device.type == "cuda" else MeasuredCosts()
 
 
 def dry_run(argv: list[str]) -> int:
@@ -39,26 +41,26 @@ def dry_run(argv: list[str]) -> int:
         reused = harness.reusable_runs(module, args, todo)
         shared = {o.NAME for o in harness.sharing(module, args.profile)}
         todo = [c for c in todo
-                if records.run_id(c) not in reused and planned_by.get(harness.training_id(c)) not in shared]
+                if c.run_id not in reused and planned_by.get(c.training_id) not in shared]
         for c in todo:  # a later finding that shares runs with this one reuses them
-            planned_by.setdefault(harness.training_id(c), name)
-        runs, needed = harness.costs(args, p, todo, cache)
+            planned_by.setdefault(c.training_id, name)
+        runs, needed = costs(args, p, todo, cache)
         device = resolve_device(args.device)
         new = {k: v for k, v in needed.items() if k not in teachers}
         teachers.update(new)
         total += sum(runs.values())
-        to_train = harness.teachers_to_train(todo, p, args)
+        to_train = teachers_to_train(todo, p, args)
         fresh = [c for k, c in to_train.items() if k not in teachers_all]
         teachers_all.update(to_train)
         todo_all += todo
         print(f"{name:24s} {len(configs):4d} runs, {len(todo):4d} to run: "
-              f"{harness.cost_line(sum(runs.values()), sum(new.values()), args.jobs, device)}; "
-              f"{harness.gpu_hours(todo, fresh, measured(cache, device))}")
+              f"{cost_line(sum(runs.values()), sum(new.values()), args.jobs, device)}; "
+              f"{gpu_hours(todo, fresh, measured(cache, device))}")
     if device.type == "cuda":
-        harness.MeasuredCosts.save(cache, device)
-    print(f"all findings: {harness.cost_line(total, sum(teachers.values()), args.jobs, device)}"
+        MeasuredCosts.save(cache, device)
+    print(f"all findings: {cost_line(total, sum(teachers.values()), args.jobs, device)}"
           "; teachers train in parallel with --jobs, so the wall time is about (runs + teachers) / jobs; "
-          f"{harness.gpu_hours(todo_all, list(teachers_all.values()), measured(cache, device))}; "
+          f"{gpu_hours(todo_all, list(teachers_all.values()), measured(cache, device))}; "
           f"{len(todo_all)} runs after {len(teachers_all)} teacher jobs")
     return 0
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 
 if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
-    import pathlib, runpy  # noqa: E401
+    import pathlib
+    import runpy
     sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
@@ -22,6 +23,8 @@ import seaborn as sns
 
 from experiments import cho_common
 from kd import analysis, harness
+from kd.analysis import Outputs
+from kd.run import distill_on_pool
 
 NAME = "bigger_teachers"
 TITLE = "Bigger models are not better teachers"
@@ -47,7 +50,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
     return cho_common.configs(NAME, p, seeds, conditions)
 
 
-run = harness.distill_on_pool
+run = distill_on_pool
 
 
 # ------------------------------------------------------------------------------------------ analysis
@@ -98,7 +101,7 @@ def verdict_for(rows: pd.DataFrame, p: dict, temperature: float = VERDICT_TEMPER
     return ("reproduced" if verdicts == ["reproduced"] * 2 else "inconclusive"), c
 
 
-def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
+def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     tables = [series_table(rows, p, series, t) for series in ("depth", "width") for t in TEMPERATURES]
     summary = pd.concat(tables)
     summary.to_csv(out.summary, index=False)
@@ -140,7 +143,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     return overall
 
 
-def plot(rows: pd.DataFrame, summary: pd.DataFrame, scratch: pd.Series, out: harness.Outputs):
+def plot(rows: pd.DataFrame, summary: pd.DataFrame, scratch: pd.Series, out: Outputs):
     fig, axes = plt.subplots(2, 3, figsize=(16, 8.5))
     for row_axes, series in zip(axes, ("depth", "width")):
         s = summary[summary.series == series]

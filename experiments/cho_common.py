@@ -3,8 +3,8 @@ scales' data, teacher families, student and recipes. The three scripts train the
 so whichever runs first pays for them."""
 from __future__ import annotations
 
-from experiments.settings import KD_OPTIONS, pool_size
-from kd import harness
+from experiments.settings import KD_OPTIONS, REGIME, SMOKE_REGIME, pool_size, seed_range
+from kd.config import base_config
 from kd.recipe import CIFAR_RECIPE, Recipe
 
 
@@ -22,8 +22,6 @@ def unconfirmed(p: dict) -> str:
             f"{o['kd_weight']:g}, teachers {teachers}, students {p['recipe'].describe()}.")
 
 
-SMOKE_REGIME = {"max_gain": 100.0, "min_train_gap": -100.0}  # smoke runs prove the pipeline, not convergence
-REGIME = {"max_gain": 0.3, "min_train_gap": 2.0}
 
 PROFILES = {
     "smoke": dict(dataset="fashion_mnist", data={"test_per_class": 50}, pool_fraction=0.01, seeds=2,
@@ -65,17 +63,16 @@ def configs(name: str, p: dict, seeds: int, conditions) -> list[dict]:
     share of the pool per epoch, extra config fields). With `teacher_seeds` in the profile, the k-th seed
     distils from teacher seed k % teacher_seeds."""
     size = pool_size(p)
-    first = p.get("first_seed", 0)
-    out = []
+    out, students = [], seed_range(p, seeds)
     for label, t, share, fields in conditions:
         q = {**p, **(t or {"teacher": "none"})}
-        for seed in range(first, first + seeds):
-            c = harness.base_config(name, q, label, seed, train_size=round(size * share), **fields)
+        for seed in students:
+            c = base_config(name, q, label, seed, train_size=round(size * share), **fields)
             if t is None:
                 c.update(teacher=None, loss="ce", loss_options={})
             else:
                 c["teacher_label"] = t["label"]
                 if p.get("teacher_seeds"):
-                    c["teacher"] = {**c["teacher"], "seed": (seed - first) % p["teacher_seeds"]}
+                    c["teacher"] = {**c["teacher"], "seed": (seed - students.start) % p["teacher_seeds"]}
             out.append(c)
     return out

@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 
 if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
-    import pathlib, runpy  # noqa: E401
+    import pathlib
+    import runpy
     sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
@@ -20,9 +21,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from experiments.settings import KD_OPTIONS, pool_size
+from experiments.settings import KD_OPTIONS, REGIME, SMOKE_REGIME, pool_size, seed_range
 from kd import analysis, harness
+from kd.analysis import Outputs
+from kd.config import base_config
 from kd.recipe import IMAGENET_RECIPE, Recipe
+from kd.run import distill_on_pool
 
 NAME = "dist_stronger_teacher"
 TITLE = "DIST: KD from a stronger teacher"
@@ -67,7 +71,7 @@ PROFILES = {
                   strong_teacher=teacher("resnet8 LS", "resnet8", label_smoothing=0.1), strong_student=0.1,
                   teacher_recipe=Recipe(epochs=2, batch_size=64, lr=0.05),
                   recipe=Recipe(epochs=2, batch_size=64, lr=0.05),
-                  regime={"max_gain": 100.0, "min_train_gap": -100.0, "min_spread": 0.0}),
+                  regime={**SMOKE_REGIME, "min_spread": 0.0}),
     # 1,200 Fashion-MNIST images, the converged regime of KDAS Finding 3 (figures/learning_curves_cpu.png):
     # teachers 120 epochs (the resnet20 is F3's, from the same cache), students 144. On 1,200 images depth
     # hardly moves a teacher (resnet8 83.35%, resnet20 84.41%, measured before any student ran), far from the
@@ -82,7 +86,7 @@ PROFILES = {
                 strong_teacher=teacher("resnet20 LS", "resnet20", label_smoothing=0.1), strong_student=0.1,
                 teacher_recipe=Recipe(epochs=120, batch_size=128, lr=0.05, eval_every=5),
                 recipe=Recipe(epochs=144, batch_size=128, lr=0.05, eval_every=36),
-                regime={"max_gain": 0.3, "min_train_gap": 2.0, "min_spread": 2.5}),
+                regime={**REGIME, "min_spread": 2.5}),
     # ImageNet as in the paper (ImageFolder data via --data-dir): ResNet-18 from torchvision-style ResNet-34 /
     # 50 / 101 / 152 teachers with timm's pretrained weights, DIST's recipe (100 epochs, SGD 0.1, batch 256,
     # x0.1 at 30/60/90), T = 1 for DIST and DKD (the ImageNet settings). Three seeds: one gives no paired
@@ -98,7 +102,7 @@ PROFILES = {
                                 milestones=(30, 60, 90)),
                   method_options={"DIST": {"temperature": 1.0}, "DKD": {"temperature": 1.0, "beta": 0.5,
                                                                         "warmup": 1}},
-                  regime={"max_gain": 0.3, "min_train_gap": 2.0, "min_spread": 2.5}),  # published teachers: n/a
+                  regime={**REGIME, "min_spread": 2.5}),  # published teachers: n/a
 }
 
 
@@ -127,8 +131,8 @@ def grid(p: dict, seeds: int) -> list[dict]:
     size, out = pool_size(p), []
     for label, t, fields in conditions:
         q = {**p, **(t or {"teacher": "none"})}
-        for seed in range(p.get("first_seed", 0), p.get("first_seed", 0) + seeds):
-            c = harness.base_config(NAME, q, label, seed, train_size=size, **fields)
+        for seed in seed_range(p, seeds):
+            c = base_config(NAME, q, label, seed, train_size=size, **fields)
             c["teacher_label"] = t["label"] if t else "none"
             c["method"] = label.split(": ")[-1].split(" | ")[0] if t else "scratch"
             c["student_recipe"] = "strong" if label.endswith("strong student") else "plain"
@@ -138,7 +142,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
     return out
 
 
-run = harness.distill_on_pool
+run = distill_on_pool
 
 
 # ------------------------------------------------------------------------------------------ analysis
@@ -200,7 +204,7 @@ def regime(rows: pd.DataFrame, p: dict, order: list[str]) -> tuple[bool, str]:
     return met and wide, "\n\n".join(blocks)
 
 
-def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
+def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     order, strong = ladder_order(rows, p), p["strong_teacher"]["label"]
     rows = rows.assign(final_test_kl_teacher_student=rows.get("final_test_kl_teacher_student"),
                        final_test_pearson_inter=rows.get("final_test_pearson_inter"),
@@ -232,10 +236,8 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
         "Pearson inter / intra": [f"{a:.3f} / {b:.3f}" if a == a else "" for a, b in
                                   zip(summary.final_test_pearson_inter, summary.final_test_pearson_intra)]})
     analysis.write_table(out, TITLE, CLAIM, PAPER, table, overall, analysis.rule_of(verdict_for),
-                         "**Regime** (criterion from the profile; outside it the verdict is inconclusive):\n\n"
-                         + regime_block + "\n\n**Comparisons** (a - b over seeds; Holm over the six; MDE: the "
-                         "smallest true difference found with 80% power at this n):\n"
-                         + analysis.verdict_line(f"ladder {' < '.join(order)}", verdict, c)
+                         analysis.evidence([regime_block], [analysis.verdict_line(f"ladder {' < '.join(order)}",
+                                                                                  verdict, c)], "the six")
                          + "\n\nRuns of a seed share the student's initialisation, data order and augmented views. "
                            "KL and Pearson correlations are measured on the test set at T = 1 after training "
                            "(DIST's diagnostic: how well the student matches the teacher's distribution and "
@@ -244,7 +246,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     return overall
 
 
-def plot(rows: pd.DataFrame, summary: pd.DataFrame, order: list[str], strong: str, out: harness.Outputs):
+def plot(rows: pd.DataFrame, summary: pd.DataFrame, order: list[str], strong: str, out: Outputs):
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     ours, paper, kl_ax, rho_ax = axes.flat
     acc = analysis.metric_of(rows, "condition")

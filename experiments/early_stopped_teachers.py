@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 
 if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
-    import pathlib, runpy  # noqa: E401
+    import pathlib
+    import runpy
     sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
@@ -21,6 +22,8 @@ import pandas as pd
 
 from experiments import cho_common
 from kd import analysis, harness
+from kd.analysis import Outputs
+from kd.run import distill_on_pool
 
 RULE = {"alpha": 0.05}
 NAME = "early_stopped_teachers"
@@ -54,7 +57,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
     return configs
 
 
-run = harness.distill_on_pool
+run = distill_on_pool
 
 
 # ------------------------------------------------------------------------------------------ analysis
@@ -78,7 +81,7 @@ def verdict_for(rows: pd.DataFrame, p: dict) -> tuple[str, dict]:
     return "inconclusive", c
 
 
-def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
+def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     summary = analysis.summarise(rows, ["condition"])
     teacher_acc = rows.groupby("condition", sort=False).teacher_test_top1.mean().reset_index()
     summary = summary.merge(teacher_acc, on="condition")
@@ -104,7 +107,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     return overall
 
 
-def plot(rows: pd.DataFrame, summary: pd.DataFrame, p: dict, out: harness.Outputs):
+def plot(rows: pd.DataFrame, summary: pd.DataFrame, p: dict, out: Outputs):
     epochs = summary.condition.str.split().str[3].astype(int)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.errorbar(epochs, summary["mean"], yerr=2 * summary.se.fillna(0), marker="o", capsize=3,

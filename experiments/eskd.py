@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 
 if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
-    import pathlib, runpy  # noqa: E401
+    import pathlib
+    import runpy
     sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
@@ -21,8 +22,11 @@ import pandas as pd
 
 from experiments import bigger_teachers, cho_common
 from experiments.cho_common import teacher
+from experiments.settings import REGIME
 from kd import analysis, harness
+from kd.analysis import Outputs
 from kd.recipe import IMAGENET_RECIPE
+from kd.run import distill_on_pool
 
 RULE = {"alpha": 0.05}
 
@@ -53,7 +57,7 @@ PROFILES = {
                   eskd_teachers=["resnet18", "resnet34", "resnet50"], stops=[30, 60], verdict_stop=30,
                   teacher_recipe=IMAGENET_RECIPE, recipe=IMAGENET_RECIPE, loss="kd",
                   loss_options={"temperature": 1.0, "ce_weight": 0.5, "kd_weight": 0.5},
-                  regime=cho_common.REGIME),
+                  regime=REGIME),
 }
 
 
@@ -72,7 +76,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
     return cho_common.configs(NAME, p, seeds, conditions)
 
 
-run = harness.distill_on_pool
+run = distill_on_pool
 
 
 # ------------------------------------------------------------------------------------------ analysis
@@ -104,13 +108,13 @@ def verdict_for(rows: pd.DataFrame, p: dict) -> tuple[str, dict]:
     return "inconclusive", c
 
 
-def curves(rows: pd.DataFrame, out: harness.Outputs) -> pd.DataFrame:
+def curves(rows: pd.DataFrame, out: Outputs) -> pd.DataFrame:
     parts = [pd.read_csv(out.history(r.run_id)).assign(condition=r.condition, seed=r.seed)
              for r in rows.itertuples()]
     return pd.concat(parts)[["condition", "seed", "epoch", "test_top1"]].dropna()
 
 
-def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
+def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     history = curves(rows, out)
     early_epoch = p["stops"][0]
     early = history[history.epoch == early_epoch].set_index(["condition", "seed"]).test_top1
@@ -144,7 +148,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     return overall
 
 
-def plot(history: pd.DataFrame, summary: pd.DataFrame, p: dict, out: harness.Outputs):
+def plot(history: pd.DataFrame, summary: pd.DataFrame, p: dict, out: Outputs):
     teachers = p["eskd_teachers"]
     fig, axes = plt.subplots(1, len(teachers) + 1, figsize=(6 * (len(teachers) + 1), 4.5), squeeze=False)
     for ax, label in zip(axes[0], teachers):

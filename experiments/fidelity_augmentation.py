@@ -13,7 +13,8 @@ from __future__ import annotations
 import sys
 
 if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
-    import pathlib, runpy  # noqa: E401
+    import pathlib
+    import runpy
     sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
@@ -23,8 +24,11 @@ import pandas as pd
 import seaborn as sns
 
 from experiments import fidelity_common as common
-from experiments.settings import pool_size
+from experiments.settings import pool_size, seed_range
 from kd import analysis, harness
+from kd.analysis import Outputs
+from kd.config import base_config
+from kd.run import distill_on_pool
 
 NAME = "fidelity_augmentation"
 TITLE = "Fidelity: augmenting the distillation data"
@@ -49,8 +53,8 @@ RULE = {"alpha": 0.05}
 def grid(p: dict, seeds: int) -> list[dict]:
     out = []
     for name, augment in POLICIES.items():
-        for seed in range(p["first_seed"], p["first_seed"] + seeds):
-            c = harness.base_config(NAME, p, name, seed, train_size=pool_size(p), loss="kd",
+        for seed in seed_range(p, seeds):
+            c = base_config(NAME, p, name, seed, train_size=pool_size(p), loss="kd",
                                     loss_options=dict(common.KD_SOFT))
             if augment:  # the baseline keeps the config (and run id) of a run without the option
                 c["augment"] = dict(augment)
@@ -59,7 +63,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
     return out
 
 
-run = harness.distill_on_pool
+run = distill_on_pool
 
 
 # ------------------------------------------------------------------------------------------ analysis
@@ -87,7 +91,7 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
     return "inconclusive", c
 
 
-def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
+def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     conditions = [c for c in POLICIES if c in set(rows.condition)]
     summary = analysis.summarise(rows, "condition").merge(
         rows.groupby("condition", sort=False)[["teacher_test_top1", "samples", "teacher_forwards"]].mean()
@@ -107,24 +111,21 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
                          "partners a seeded permutation of the batch. Runs of a seed share the student's "
                          "initialisation and the crops and flips of every epoch. Train agreement: on the clean "
                          "views of the training pool.\n\n"
-                         "**Regime** (criterion from the profile; outside it the verdict is inconclusive; the "
-                         "student check is the crop + flip student):\n\n" + regime
-                         + "\n\n**Comparisons** (a - b over seeds; Holm over the three; MDE: the smallest true "
-                         "difference found with 80% power at this n):\n"
-                         + analysis.verdict_line("augmentation", verdict, c))
+                         + analysis.evidence([regime], [analysis.verdict_line("augmentation", verdict, c)],
+                                             "the three", which="the student check is the crop + flip student"))
     plot(rows, conditions, out)
     return overall
 
 
-def plot(rows: pd.DataFrame, conditions: list[str], out: harness.Outputs):
+def plot(rows: pd.DataFrame, conditions: list[str], out: Outputs):
     fig, (agree_ax, acc_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
     long = pd.concat([rows.assign(split=split, value=rows[f"final_{prefix}_agreement"])
                       for split, prefix in (("test", "test"), ("train", "train_clean"))])
-    sns.pointplot(long, x="condition", y="value", hue="split", order=conditions, errorbar=("ci", 95), dodge=0.2,
+    sns.pointplot(long, x="condition", y="value", hue="split", order=conditions, errorbar=("ci", 95), seed=0, dodge=0.2,
                   ax=agree_ax)
     agree_ax.set(xlabel="augmentation of the distillation data", ylabel="agreement with teacher (%)",
                  title="Train vs test agreement per policy")
-    sns.pointplot(rows, x="condition", y="final_test_top1", order=conditions, errorbar=("ci", 95), ax=acc_ax,
+    sns.pointplot(rows, x="condition", y="final_test_top1", order=conditions, errorbar=("ci", 95), seed=0, ax=acc_ax,
                   label="student")
     acc_ax.axhline(rows.teacher_test_top1.iloc[0], color="k", linestyle="--", linewidth=1, label="teacher")
     acc_ax.set(xlabel="augmentation of the distillation data", ylabel="test top-1 (%)", title="Accuracy")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from experiments.settings import REGIME, SMOKE_REGIME
 from kd import analysis
 from kd.recipe import Recipe
 
@@ -25,21 +26,21 @@ PROFILES = {
                   first_seed=FIRST_STUDENT_SEED, student="resnet8", student_width=0.5, teacher="resnet8",
                   teacher_width=0.5, teacher_recipe=Recipe(epochs=2, batch_size=64, lr=0.05),
                   recipe=Recipe(epochs=2, batch_size=64, lr=0.05),
-                  regime={"max_gain": 100.0, "min_train_gap": -100.0}),
+                  regime=SMOKE_REGIME),
     # Self-distillation of the cpu-profile student (half-width resnet8) in KDAS Finding 3's converged regime
     # (1,200 images; teachers 120 epochs, students 144: figures/learning_curves_cpu.png).
     "cpu": dict(dataset="fashion_mnist", pool_fraction=0.02, seeds=5, first_seed=FIRST_STUDENT_SEED,
                 student="resnet8", student_width=0.5, teacher="resnet8", teacher_width=0.5,
                 teacher_recipe=Recipe(epochs=120, batch_size=128, lr=0.05, eval_every=5),
                 recipe=Recipe(epochs=144, batch_size=128, lr=0.05, eval_every=36),
-                regime={"max_gain": 0.3, "min_train_gap": 2.0}),
+                regime=REGIME),
     # The paper: CIFAR-100, ResNet-56 teachers and student, gnosis defaults (300 epochs, SGD Nesterov 0.05,
     # weight decay 1e-4, cosine, batch 128).
     "paper": dict(dataset="cifar100", pool_fraction=1.0, seeds=3, first_seed=FIRST_STUDENT_SEED,
                   student="resnet56", teacher="resnet56",
                   teacher_recipe=Recipe(epochs=300, batch_size=128, lr=0.05, nesterov=True, weight_decay=1e-4),
                   recipe=Recipe(epochs=300, batch_size=128, lr=0.05, nesterov=True, weight_decay=1e-4),
-                  regime={"max_gain": 0.3, "min_train_gap": 2.0}),
+                  regime=REGIME),
 }
 
 METRICS = {"final_test_top1": "test top-1", "final_test_agreement": "test agreement",

@@ -13,7 +13,8 @@ from __future__ import annotations
 import sys
 
 if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
-    import pathlib, runpy  # noqa: E401
+    import pathlib
+    import runpy
     sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
@@ -23,8 +24,11 @@ import pandas as pd
 import seaborn as sns
 
 from experiments import fidelity_common as common
-from experiments.settings import pool_size
+from experiments.settings import pool_size, seed_range
 from kd import analysis, harness
+from kd.analysis import Outputs
+from kd.config import base_config
+from kd.run import distill_on_pool
 
 NAME = "fidelity_ensembles"
 TITLE = "Fidelity: students do not match their teachers, even from ensembles"
@@ -52,8 +56,8 @@ def grid(p: dict, seeds: int) -> list[dict]:
     out = []
     for name, fields, members in conditions:
         q = {**p, "teacher_members": members or 1}
-        for seed in range(p["first_seed"], p["first_seed"] + seeds):
-            c = harness.base_config(NAME, q, name, seed, train_size=pool_size(p), **fields)
+        for seed in seed_range(p, seeds):
+            c = base_config(NAME, q, name, seed, train_size=pool_size(p), **fields)
             c["members"] = members or 0
             if members is None:
                 c["teacher"] = None
@@ -61,7 +65,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
     return out
 
 
-run = harness.distill_on_pool
+run = distill_on_pool
 
 
 # ------------------------------------------------------------------------------------------ analysis
@@ -97,7 +101,7 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
     return "inconclusive", c
 
 
-def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
+def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     conditions = list(dict.fromkeys(rows.condition))
     summary = analysis.summarise(rows, "condition").merge(
         rows.groupby("condition", sort=False)[["members", "teacher_test_top1"]].first().reset_index(), on="condition")
@@ -112,18 +116,15 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
                          f"{pool_size(p):,} training images; teachers seeded 0..4, students "
                          f"{p['first_seed']}..; soft loss only at T = 4. Teacher regime: the ensemble's first "
                          "member (its history); its train top-1 is the ensemble's.\n\n"
-                         "**Regime** (criterion from the profile; outside it the verdict is inconclusive):\n\n"
-                         + regime + "\n\n**Comparisons** (a - b over seeds; Holm over the six; MDE: the smallest "
-                         "true difference found with 80% power at this n):\n"
-                         + analysis.verdict_line("ensembles", verdict, c))
+                         + analysis.evidence([regime], [analysis.verdict_line("ensembles", verdict, c)], "the six"))
     plot(rows, summary, out)
     return overall
 
 
-def plot(rows: pd.DataFrame, summary: pd.DataFrame, out: harness.Outputs):
+def plot(rows: pd.DataFrame, summary: pd.DataFrame, out: Outputs):
     fig, (acc_ax, agree_ax, kl_ax) = plt.subplots(1, 3, figsize=(15, 4.5))
     distilled = rows[rows.members > 0]
-    sns.pointplot(distilled, x="members", y="final_test_top1", errorbar=("ci", 95), ax=acc_ax, label="student")
+    sns.pointplot(distilled, x="members", y="final_test_top1", errorbar=("ci", 95), seed=0, ax=acc_ax, label="student")
     teachers = summary[summary.members > 0]
     acc_ax.plot(range(len(teachers)), teachers.teacher_test_top1, "k^--", label="teacher (ensemble)")
     analysis.baseline(acc_ax, summary.set_index("condition").loc["scratch"], "scratch student", "--")
@@ -132,7 +133,7 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame, out: harness.Outputs):
     for column, name, ax in (("agreement", "agreement (%)", agree_ax), ("kl_teacher_student", "KL(p_t || p_s)", kl_ax)):
         long = pd.concat([distilled.assign(split=split, value=distilled[f"final_{prefix}_{column}"])
                           for split, prefix in (("test", "test"), ("train", "train_clean"))])
-        sns.pointplot(long, x="members", y="value", hue="split", errorbar=("ci", 95), ax=ax, dodge=0.2)
+        sns.pointplot(long, x="members", y="value", hue="split", errorbar=("ci", 95), seed=0, ax=ax, dodge=0.2)
         ax.set(xlabel="teachers in the ensemble", ylabel=name, title=f"Fidelity: {name}")
     agree_ax.axhline(RULE["perfect_pct"], color="k", linewidth=1, linestyle=":", label="99%")
     sns.despine(fig)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 
 if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
-    import pathlib, runpy  # noqa: E401
+    import pathlib
+    import runpy
     sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
@@ -22,8 +23,11 @@ import pandas as pd
 import seaborn as sns
 
 from experiments import fidelity_common as common
-from experiments.settings import pool_size
+from experiments.settings import pool_size, seed_range
 from kd import analysis, harness
+from kd.analysis import Outputs
+from kd.config import base_config
+from kd.run import distill_on_pool
 
 NAME = "fidelity_optimisation"
 TITLE = "Fidelity: an optimisation problem"
@@ -52,15 +56,15 @@ def grid(p: dict, seeds: int) -> list[dict]:
         r = p["recipe"]
         recipe = r.scaled(times)
         q = {**p, "recipe": recipe}
-        for seed in range(p["first_seed"], p["first_seed"] + seeds):
-            c = harness.base_config(NAME, q, label(lam, times), seed, train_size=pool_size(p), loss="kd",
+        for seed in seed_range(p, seeds):
+            c = base_config(NAME, q, label(lam, times), seed, train_size=pool_size(p), loss="kd",
                                     loss_options=dict(common.KD_SOFT), teacher_init=lam)
             c.update(lam=lam, epoch_multiple=times)
             out.append(c)
     return out
 
 
-run = harness.distill_on_pool
+run = distill_on_pool
 
 
 # ------------------------------------------------------------------------------------------ analysis
@@ -90,7 +94,7 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
     return "inconclusive", c
 
 
-def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
+def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     conditions = list(dict.fromkeys(rows.condition))
     summary = analysis.summarise(rows.assign(agreement=rows.final_train_clean_agreement), "condition", "agreement")
     summary = summary.merge(rows.groupby("condition", sort=False)[["lam", "epoch_multiple"]].first().reset_index(),
@@ -105,26 +109,23 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
                          f"training images, soft loss only at T = 4; teacher test top-1 "
                          f"{rows.teacher_test_top1.iloc[0]:.2f}. The random part of a student's initialisation is "
                          "its seed's. Train agreement: on the clean views of the training pool.\n\n"
-                         "**Regime** (criterion from the profile; outside it the verdict is inconclusive; the "
-                         "student check is the lambda-0 student):\n\n" + regime
-                         + "\n\n**Comparisons** (a - b over seeds; Holm over the four; MDE: the smallest true "
-                         "difference found with 80% power at this n):\n"
-                         + analysis.verdict_line("initialisation", verdict, c))
+                         + analysis.evidence([regime], [analysis.verdict_line("initialisation", verdict, c)],
+                                             "the four", which="the student check is the lambda-0 student"))
     plot(rows, out)
     return overall
 
 
-def plot(rows: pd.DataFrame, out: harness.Outputs):
+def plot(rows: pd.DataFrame, out: Outputs):
     fig, (lam_ax, long_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
     base = rows[rows.epoch_multiple == 1]
     for prefix, split in (("train_clean", "train"), ("test", "test")):
-        sns.lineplot(base, x="lam", y=f"final_{prefix}_agreement", errorbar=("ci", 95), marker="o", ax=lam_ax,
+        sns.lineplot(base, x="lam", y=f"final_{prefix}_agreement", errorbar=("ci", 95), seed=0, marker="o", ax=lam_ax,
                      label=split)
     lam_ax.axhline(RULE["perfect_pct"], color="k", linewidth=1, linestyle=":")
     lam_ax.set(xlabel="lambda (init = lambda * teacher + (1 - lambda) * random)", ylabel="agreement with teacher (%)",
                title="Agreement against the initialisation")
     longer = rows[rows.lam == 0.0]
-    sns.pointplot(longer, x="epoch_multiple", y="final_train_clean_agreement", errorbar=("ci", 95), ax=long_ax,
+    sns.pointplot(longer, x="epoch_multiple", y="final_train_clean_agreement", errorbar=("ci", 95), seed=0, ax=long_ax,
                   label="lambda 0, train")
     one = rows[rows.lam == 1.0].final_train_clean_agreement.mean()
     long_ax.axhline(one, color="C1", linestyle="--", label=f"lambda 1, train: {one:.2f}")

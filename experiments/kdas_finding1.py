@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 
 if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
-    import pathlib, runpy  # noqa: E401
+    import pathlib
+    import runpy
     sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
@@ -22,7 +23,10 @@ import pandas as pd
 import seaborn as sns
 
 from experiments import kdas_common
+from experiments.settings import REGIME, SMOKE_REGIME
 from kd import analysis, harness
+from kd.analysis import Outputs
+from kd.run import distill_on_pool
 
 NAME = "kdas_finding1"
 TITLE = "KDAS Finding 1: distil only on the samples with the most knowledge (highest KL_TS)"
@@ -58,8 +62,8 @@ PROFILES = kdas_common.profiles(period=1, direction="paper")
 PROFILES["paper"]["period"] = [1, 3, 5, 10]  # the release's schedule over 240 epochs
 # v2 (issue 17): the converged cpu regime shared with KDAS Finding 3 (its cached teacher), fresh seeds.
 PROFILES["cpu"] = {**PROFILES["cpu"], **kdas_common.CONVERGED_CPU, "first_seed": 40}
-PROFILES["smoke"] = {**PROFILES["smoke"], "regime": kdas_common.SMOKE_REGIME}
-PROFILES["paper"] = {**PROFILES["paper"], "regime": kdas_common.PAPER_REGIME}
+PROFILES["smoke"] = {**PROFILES["smoke"], "regime": SMOKE_REGIME}
+PROFILES["paper"] = {**PROFILES["paper"], "regime": REGIME}
 
 
 def sampler(p: dict, k: float, **change) -> dict:
@@ -83,7 +87,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
     return kdas_common.configs(NAME, p, seeds, conditions)
 
 
-run = harness.distill_on_pool
+run = distill_on_pool
 
 
 # ------------------------------------------------------------------------------------------ analysis
@@ -116,7 +120,7 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
     return "inconclusive", c
 
 
-def class_mix(rows: pd.DataFrame, out: harness.Outputs) -> pd.DataFrame:
+def class_mix(rows: pd.DataFrame, out: Outputs) -> pd.DataFrame:
     """Per run and epoch, the share of the current selection held by its most-selected class (from the
     selection's class counts in the run's history)."""
     frames = []
@@ -133,7 +137,7 @@ def class_mix(rows: pd.DataFrame, out: harness.Outputs) -> pd.DataFrame:
                                                                   "largest class share (%)", "classes"])
 
 
-def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
+def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     summary = analysis.summarise(rows, ["pair", "condition"])
     cost = rows.groupby(["pair", "condition"], sort=False)[["wall_s", "teacher_forwards"]].mean().reset_index()
     summary = summary.merge(cost, on=["pair", "condition"])
@@ -171,12 +175,13 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     return overall
 
 
-def plot(rows: pd.DataFrame, summary: pd.DataFrame, mix: pd.DataFrame, out: harness.Outputs):
+def plot(rows: pd.DataFrame, summary: pd.DataFrame, mix: pd.DataFrame, out: Outputs):
     fig, (ratio_ax, ablation_ax, mix_ax) = plt.subplots(1, 3, figsize=(19, 4.8))
     part = rows[rows.condition.str.match(r"^(top|random) \d+%$")].copy()
     part["kind"] = part.condition.str.split(" ").str[0].map({"top": "top KL_TS", "random": "random"})
     part["ratio (%)"] = part.condition.str.split(" ").str[1].str.rstrip("%").astype(int)
-    sns.lineplot(part, x="ratio (%)", y="final_test_top1", hue="kind", errorbar=("ci", 95), marker="o", ax=ratio_ax)
+    sns.lineplot(part, x="ratio (%)", y="final_test_top1", hue="kind", errorbar=("ci", 95), seed=0, marker="o",
+                 ax=ratio_ax)
     analysis.baseline(ratio_ax, summary[summary.condition == "all"].iloc[0], "all samples")
     ratio_ax.set(xticks=[round(100 * k) for k in RATIOS], xlabel="share of the pool kept per epoch (%)",
                  ylabel="student test top-1 (%)", title="Top-KL_TS vs random subsets (mean, 95% CI)")
@@ -194,7 +199,8 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame, mix: pd.DataFrame, out: harn
     if len(mix):
         shown = mix[mix.condition.isin([method, label(ABLATED, ablation="class-balanced"),
                                         label(ABLATED, ablation="per enlarged batch")])]
-        sns.lineplot(shown, x="epoch", y="largest class share (%)", hue="condition", errorbar=("ci", 95), ax=mix_ax)
+        sns.lineplot(shown, x="epoch", y="largest class share (%)", hue="condition", errorbar=("ci", 95), seed=0,
+                     ax=mix_ax)
         balanced = 100 / mix.classes.iloc[0]
         mix_ax.axhline(balanced, color="k", linestyle=":", linewidth=1, label=f"balanced: {balanced:g}%")
         mix_ax.set(title="Class mix of the selection: its largest class's share (mean, 95% CI)")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 
 if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
-    import pathlib, runpy  # noqa: E401
+    import pathlib
+    import runpy
     sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
@@ -21,7 +22,10 @@ import pandas as pd
 import seaborn as sns
 
 from experiments import kdas_common
+from experiments.settings import REGIME, SMOKE_REGIME
 from kd import analysis, harness
+from kd.analysis import Outputs
+from kd.run import distill_on_pool
 from kd.samplers import ratio_schedule
 
 NAME = "kdas_finding2"
@@ -43,8 +47,8 @@ PROFILES = kdas_common.profiles(period=1, direction="paper")  # re-rank every ep
 PROFILES["paper"]["period"] = [1, 3, 5, 10]  # the release's schedule over 240 epochs
 # v2 (issue 17): the converged cpu regime shared with KDAS Findings 1 and 3 (their cached teacher).
 PROFILES["cpu"] = {**PROFILES["cpu"], **kdas_common.CONVERGED_CPU, "first_seed": 50}
-PROFILES["smoke"] = {**PROFILES["smoke"], "regime": kdas_common.SMOKE_REGIME}
-PROFILES["paper"] = {**PROFILES["paper"], "regime": kdas_common.PAPER_REGIME}
+PROFILES["smoke"] = {**PROFILES["smoke"], "regime": SMOKE_REGIME}
+PROFILES["paper"] = {**PROFILES["paper"], "regime": REGIME}
 
 
 def mean_share(kind, start, end, epochs) -> float:
@@ -62,7 +66,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
     return kdas_common.configs(NAME, p, seeds, conditions)
 
 
-run = harness.distill_on_pool
+run = distill_on_pool
 
 
 # ------------------------------------------------------------------------------------------ analysis
@@ -86,7 +90,7 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
     return "inconclusive", c
 
 
-def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
+def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     summary = analysis.summarise(rows, ["pair", "condition"])
     summary.to_csv(out.summary, index=False)
     overall, regimes, lines = analysis.judge_pairs(rows, p["regime"], "all", verdict_for)
@@ -107,7 +111,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     return overall
 
 
-def plot(rows: pd.DataFrame, summary: pd.DataFrame, p: dict, out: harness.Outputs):
+def plot(rows: pd.DataFrame, summary: pd.DataFrame, p: dict, out: Outputs):
     pairs = list(dict.fromkeys(rows.pair))
     fig, axes = plt.subplots(len(pairs), 2, figsize=(13, 4.5 * len(pairs)), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 1.6]})
@@ -120,8 +124,8 @@ def plot(rows: pd.DataFrame, summary: pd.DataFrame, p: dict, out: harness.Output
         sched_ax.legend(fontsize=7)
         part = rows[rows.pair == pair]
         order = [c for c in SCHEDULES] + ["all"]
-        sns.pointplot(part, y="condition", x="final_test_top1", order=order, errorbar=("ci", 95), linestyle="none",
-                      capsize=0.2, ax=ax, color="C0")
+        sns.pointplot(part, y="condition", x="final_test_top1", order=order, errorbar=("ci", 95), seed=0,
+                      linestyle="none", capsize=0.2, ax=ax, color="C0")
         sns.stripplot(part, y="condition", x="final_test_top1", order=order, alpha=0.4, ax=ax, color="C1")
         ax.set(ylabel="", xlabel="student test top-1 (%)", title=f"{pair} (mean, 95% CI; dots = seeds)")
     analysis.save_figure(fig, out.figure)

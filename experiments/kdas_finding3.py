@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 
 if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
-    import pathlib, runpy  # noqa: E401
+    import pathlib
+    import runpy
     sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
@@ -24,9 +25,13 @@ import seaborn as sns
 import torch
 
 from experiments import kdas_common
+from experiments.settings import REGIME, SMOKE_REGIME
 from kd import analysis, harness, records
+from kd.analysis import Outputs
+from kd.config import RunConfig
 from kd.data import generator
 from kd.losses import kl_tg
+from kd.run import distill
 
 NAME = "kdas_finding3"
 TITLE = "KDAS Finding 3: distil on samples of medium teacher-label divergence (KL_TG)"
@@ -55,8 +60,8 @@ PROFILES = kdas_common.profiles(kl_direction="paper")  # data, teacher, student,
 # than by pool size (not measured). Fresh seeds 20-24 for the new rule. A smaller pool trained to
 # convergence is closer to the papers than a larger one cut short.
 PROFILES["cpu"] = {**PROFILES["cpu"], **kdas_common.CONVERGED_CPU, "bandings": ("per_class",), "first_seed": 20}
-PROFILES["smoke"] = {**PROFILES["smoke"], "regime": kdas_common.SMOKE_REGIME}
-PROFILES["paper"] = {**PROFILES["paper"], "regime": kdas_common.PAPER_REGIME}
+PROFILES["smoke"] = {**PROFILES["smoke"], "regime": SMOKE_REGIME}
+PROFILES["paper"] = {**PROFILES["paper"], "regime": REGIME}
 
 
 def grid(p: dict, seeds: int) -> list[dict]:
@@ -72,20 +77,21 @@ def grid(p: dict, seeds: int) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------ one run
-def kl_tg_ranking(config: dict, ctx) -> pd.DataFrame:
+def kl_tg_ranking(config: RunConfig, ctx) -> pd.DataFrame:
     """KL_TG of every pool sample under the run's teacher (un-augmented views), written to kl_tg.csv."""
     def compute():
         teacher, _ = ctx.teacher(config)
-        pool = ctx.pool(config["pool_fraction"])
+        pool = ctx.pool(config.pool_fraction)
         labels = ctx.data.targets("train")[pool.to(ctx.data.device)]
-        values = kl_tg(teacher.clean_logits("train", pool), labels, config["kl_direction"])
+        values = kl_tg(teacher.clean_logits("train", pool), labels, own["kl_direction"])
         frame = pd.DataFrame({"index": pool.numpy(), "label": labels.cpu().numpy(),
-                              "kl_tg": values.cpu().double().numpy(), "pair": config["pair"]})
-        path = ctx.out.results / f"kl_tg_{config['pair'].replace('->', '_to_')}.csv"
+                              "kl_tg": values.cpu().double().numpy(), "pair": own["pair"]})
+        path = ctx.out.results / f"kl_tg_{own['pair'].replace('->', '_to_')}.csv"
         records.write_history(path, frame.to_dict("records"))
         return frame
-    return ctx.memo({"kl_tg": config["teacher"], "pool": config["pool_fraction"],
-                     "direction": config["kl_direction"]}, compute)
+    own = config.finding
+    return ctx.memo({"kl_tg": config.teacher.as_dict(), "pool": config.pool_fraction,
+                     "direction": own["kl_direction"]}, compute)
 
 
 def band(ranked: pd.DataFrame, lo: float, hi: float) -> pd.DataFrame:
@@ -95,13 +101,13 @@ def band(ranked: pd.DataFrame, lo: float, hi: float) -> pd.DataFrame:
     return order.iloc[round(lo * n):round(hi * n)]
 
 
-def subset(config: dict, ctx) -> pd.DataFrame:
+def subset(config: RunConfig, ctx) -> pd.DataFrame:
     ranked = kl_tg_ranking(config, ctx)
-    condition = config["subset"]
+    condition = config.finding["subset"]
     if condition == "all":
         return ranked
     if condition == "random":  # class-balanced, half of each class, drawn per seed
-        g = generator(config["seed"], 0, 3)
+        g = generator(config.seed, 0, 3)
         return pd.concat([c.iloc[torch.randperm(len(c), generator=g)[:len(c) // 2].numpy()]
                           for _, c in ranked.groupby("label")])
     banding, name = condition.split(":")
@@ -111,9 +117,9 @@ def subset(config: dict, ctx) -> pd.DataFrame:
     return pd.concat([band(c, lo, hi) for _, c in ranked.groupby("label")])
 
 
-def run(config: dict, ctx) -> dict:
+def run(config: RunConfig, ctx) -> dict:
     chosen = subset(config, ctx)
-    result = harness.distill(config, ctx, torch.tensor(np.sort(chosen["index"].to_numpy())))
+    result = distill(config, ctx, torch.tensor(np.sort(chosen["index"].to_numpy())))
     shares = chosen["label"].value_counts(normalize=True)
     result["extra"].update({"kl_tg_min": chosen.kl_tg.min(), "kl_tg_median": chosen.kl_tg.median(),
                             "kl_tg_max": chosen.kl_tg.max(), "top_class_share": shares.iloc[0],
@@ -148,7 +154,7 @@ def verdict_for(rows: pd.DataFrame, banding: str, steps: str) -> tuple[str, dict
     return "inconclusive", c
 
 
-def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
+def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     summary = analysis.summarise(rows, ["pair", "condition"])
     ranges = rows.groupby(["pair", "condition"], sort=False)[["kl_tg_min", "kl_tg_max", "top_class_share",
                                                               "train_size"]].first().reset_index()
@@ -180,10 +186,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
         "student top-1 (mean ± std)": analysis.accuracy_cells(s),
         "minus 'all', paired [95% CI]": [analysis.ci_cell(v) for v in vs_all]})
     analysis.write_table(out, TITLE, CLAIM, PAPER, table, overall, analysis.rule_of(verdict_for),
-                         "**Regime** (criterion from the profile; outside it the verdict is inconclusive):\n\n"
-                         + "\n\n".join(regimes) + "\n\n**Comparisons** (a - b over seeds; Holm over the four of "
-                         "each line; MDE: the smallest true difference found with 80% power at this n):\n"
-                         + "\n".join(lines)
+                         analysis.evidence(regimes, lines, "the four of each line")
                          + f"\n\nEqual epochs: a subset sees half the samples of 'all'; equal steps: twice the "
                            f"epochs, the same samples processed. 'random' is the same-size control. Runs of a "
                            f"seed share the student's initialisation and every sample's augmented views; their "
@@ -193,7 +196,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     return overall
 
 
-def plot(rows: pd.DataFrame, summary: pd.DataFrame, out: harness.Outputs):
+def plot(rows: pd.DataFrame, summary: pd.DataFrame, out: Outputs):
     pairs = list(dict.fromkeys(rows.pair))
     fig, axes = plt.subplots(len(pairs), 2, figsize=(12, 4.2 * len(pairs)), squeeze=False)
     for (ax, dist_ax), pair in zip(axes, pairs):

@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 
 if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
-    import pathlib, runpy  # noqa: E401
+    import pathlib
+    import runpy
     sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
@@ -22,7 +23,11 @@ import pandas as pd
 import seaborn as sns
 
 from experiments import kdas_common
+from experiments.settings import REGIME, SMOKE_REGIME
 from kd import analysis, harness
+from kd.analysis import Outputs
+from kd.config import RunConfig
+from kd.run import distill
 
 NAME = "kdas_finding4"
 TITLE = "KDAS Finding 4: down-weighting samples of poor knowledge quality helps KD"
@@ -39,8 +44,8 @@ RULE = {"alpha": 0.05}
 PROFILES = kdas_common.profiles(band=(0.2, 0.8), lam=1000.0, direction="paper")
 # v2 (issue 17): the converged cpu regime shared with KDAS Findings 1-3 (their cached teacher).
 PROFILES["cpu"] = {**PROFILES["cpu"], **kdas_common.CONVERGED_CPU, "first_seed": 60}
-PROFILES["smoke"] = {**PROFILES["smoke"], "regime": kdas_common.SMOKE_REGIME}
-PROFILES["paper"] = {**PROFILES["paper"], "regime": kdas_common.PAPER_REGIME}
+PROFILES["smoke"] = {**PROFILES["smoke"], "regime": SMOKE_REGIME}
+PROFILES["paper"] = {**PROFILES["paper"], "regime": REGIME}
 
 
 def weights(p: dict, gamma: float, ramp: bool) -> dict:
@@ -55,8 +60,8 @@ def grid(p: dict, seeds: int) -> list[dict]:
     return kdas_common.configs(NAME, p, seeds, conditions)
 
 
-def run(config: dict, ctx) -> dict:
-    return harness.distill(config, ctx, ctx.pool(config["pool_fraction"]))
+def run(config: RunConfig, ctx) -> dict:
+    return distill(config, ctx, ctx.pool(config.pool_fraction))
 
 
 # ------------------------------------------------------------------------------------------ analysis
@@ -79,7 +84,7 @@ def verdict_for(rows: pd.DataFrame) -> tuple[str, dict]:
     return "inconclusive", c
 
 
-def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
+def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     summary = analysis.summarise(rows, ["pair", "condition"])
     summary.to_csv(out.summary, index=False)
     overall, regimes, lines = analysis.judge_pairs(rows, p["regime"], "kd", verdict_for)
@@ -99,14 +104,14 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     return overall
 
 
-def plot(rows: pd.DataFrame, summary: pd.DataFrame, out: harness.Outputs):
+def plot(rows: pd.DataFrame, summary: pd.DataFrame, out: Outputs):
     pairs = list(dict.fromkeys(rows.pair))
     fig, axes = plt.subplots(1, len(pairs), figsize=(7 * len(pairs), 4.5), squeeze=False)
     for ax, pair in zip(axes[0], pairs):
         part = rows[(rows.pair == pair) & rows.condition.str.startswith("penalty")].copy()
         part["gamma"] = part.condition.str.extract(r"gamma ([\d.]+)")[0].astype(float)
         part["ramp"] = part.condition.str.endswith(", ramp").map({True: "ramped up", False: "no ramp"})
-        sns.pointplot(part, x="gamma", y="final_test_top1", hue="ramp", errorbar=("ci", 95), dodge=0.2,
+        sns.pointplot(part, x="gamma", y="final_test_top1", hue="ramp", errorbar=("ci", 95), seed=0, dodge=0.2,
                       capsize=0.1, ax=ax, order=list(GAMMAS), marker="D")
         analysis.baseline(ax, summary[(summary.pair == pair) & (summary.condition == "kd")].iloc[0],
                           "KD without penalty")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 
 if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
-    import pathlib, runpy  # noqa: E401
+    import pathlib
+    import runpy
     sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
@@ -21,7 +22,10 @@ import pandas as pd
 import seaborn as sns
 
 from experiments import kdas_common
+from experiments.settings import REGIME, SMOKE_REGIME
 from kd import analysis, harness
+from kd.analysis import Outputs
+from kd.run import distill_on_pool
 
 NAME = "kdas_method"
 TITLE = "KDAS: adaptive sampling makes KD faster at equal or better accuracy"
@@ -37,8 +41,8 @@ PROFILES = kdas_common.profiles(period=1, ramp_share=0.5)
 PROFILES["paper"]["period"] = [1, 3, 5, 10]
 # v2 (issue 17): the converged cpu regime and cached teacher of KDAS Findings 1-4, fresh seeds.
 PROFILES["cpu"] = {**PROFILES["cpu"], **kdas_common.CONVERGED_CPU, "first_seed": 70}
-PROFILES["smoke"] = {**PROFILES["smoke"], "regime": kdas_common.SMOKE_REGIME}
-PROFILES["paper"] = {**PROFILES["paper"], "regime": kdas_common.PAPER_REGIME}
+PROFILES["smoke"] = {**PROFILES["smoke"], "regime": SMOKE_REGIME}
+PROFILES["paper"] = {**PROFILES["paper"], "regime": REGIME}
 RELEASE_KD_WEIGHT = 9.0  # the release's cfg.py (mdistiller's CIFAR KD: CE 0.1, KD 9)
 
 
@@ -74,7 +78,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
     return [{**c, "logit_cache": False} for c in configs]
 
 
-run = harness.distill_on_pool
+run = distill_on_pool
 
 
 # ------------------------------------------------------------------------------------------ analysis
@@ -110,7 +114,7 @@ def verdict_for(rows: pd.DataFrame, base: str = "KD") -> tuple[str, dict]:
     return "inconclusive", c
 
 
-def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
+def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     summary = analysis.summarise(rows, ["pair", "condition"])
     extra = rows.groupby(["pair", "condition"], sort=False)[["cpu_s", "wall_s", "teacher_forwards", "student_mflops",
                                                              "teacher_mflops"]].mean().reset_index()
@@ -158,7 +162,7 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
     return overall
 
 
-def plot(rows: pd.DataFrame, summary: pd.DataFrame, out: harness.Outputs):
+def plot(rows: pd.DataFrame, summary: pd.DataFrame, out: Outputs):
     pairs = list(dict.fromkeys(rows.pair))
     fig, axes = plt.subplots(1, len(pairs), figsize=(8 * len(pairs), 5), squeeze=False)
     for ax, pair in zip(axes[0], pairs):

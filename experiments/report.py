@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
-    import pathlib, runpy  # noqa: E401
-    sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
-    runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
+    import runpy
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+    runpy.run_module(f"experiments.{Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
 
 import pandas as pd

@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 
 if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
-    import pathlib, runpy  # noqa: E401
+    import pathlib
+    import runpy
     sys.path[0] = str(pathlib.Path(__file__).resolve().parents[1])
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
@@ -22,9 +23,13 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from experiments.settings import REGIME, SMOKE_REGIME, seed_range
 from kd import analysis, harness
-from kd.data import DATASETS
+from kd.analysis import Outputs
+from kd.config import base_config
+from kd.datasets import DATASETS
 from kd.recipe import Recipe
+from kd.run import distill_on_pool
 
 NAME = "vanillakd_data_scale"
 TITLE = "VanillaKD: the data scale decides which KD wins"
@@ -57,7 +62,7 @@ PROFILES = {
                   student="resnet8", student_width=0.5, teacher="resnet8", teacher_pool_fraction=0.05,
                   teacher_recipe=Recipe(epochs=1, batch_size=64, lr=0.05),
                   recipe=Recipe(epochs=1, batch_size=64, lr=0.05), steps=20,
-                  regime={"max_gain": 100.0, "min_train_gap": -100.0}),
+                  regime=SMOKE_REGIME),
     # Nested class-balanced subsets of Fashion-MNIST's 60,000 training images, 80 to 1,600 (20x). Same epochs
     # at every size (the paper's protocol) would leave the small sizes far from converged at any length the
     # large ones can afford here, so every size trains for the same 1,500 steps of batch 128 (192,000 samples,
@@ -78,7 +83,7 @@ PROFILES = {
                 student="resnet8", student_width=0.5, teacher="resnet14", teacher_pool_fraction=1.0,
                 teacher_recipe=Recipe(epochs=24, batch_size=128, lr=0.05, eval_every=2),
                 recipe=Recipe(batch_size=128, lr=0.05), steps=1500,
-                regime={"max_gain": 0.3, "min_train_gap": 2.0}),
+                regime=REGIME),
     # ImageNet (ImageFolder via --data-dir) at the paper's 30 / 60 / 100%, same epochs at every size (the
     # paper's protocol): ResNet-18 from torchvision's pretrained ResNet-50 (76.13; timm's resnet50.tv_in1k),
     # DIST's ImageNet recipe (100 epochs, SGD 0.1, batch 256, x0.1 at 30/60/90); stronger recipe: twice as long
@@ -92,7 +97,7 @@ PROFILES = {
                                         milestones=(30, 60, 90)),
                   recipe=Recipe(epochs=100, batch_size=256, lr=0.1, weight_decay=1e-4, schedule="step",
                                 milestones=(30, 60, 90)), steps=None,
-                  regime={"max_gain": 0.3, "min_train_gap": 2.0}),
+                  regime=REGIME),
 }
 
 
@@ -135,8 +140,8 @@ def grid(p: dict, seeds: int) -> list[dict]:
         for name, strong in arms:
             recipe = recipe_at(p, fraction, strong)
             q = {**p, "pool_fraction": fraction, "recipe": recipe}
-            for seed in range(p.get("first_seed", 0), p.get("first_seed", 0) + seeds):
-                c = harness.base_config(NAME, q, label(size, name, strong), seed, train_size=size,
+            for seed in seed_range(p, seeds):
+                c = base_config(NAME, q, label(size, name, strong), seed, train_size=size,
                                         **method(p, name, recipe.epochs, strong))
                 c.update(method_name=name, scale=size, recipe_arm="strong" if strong else "plain")
                 if name == "scratch":
@@ -145,7 +150,7 @@ def grid(p: dict, seeds: int) -> list[dict]:
     return out
 
 
-run = harness.distill_on_pool
+run = distill_on_pool
 
 
 # ------------------------------------------------------------------------------------------ analysis
@@ -196,7 +201,7 @@ def regime(rows: pd.DataFrame, p: dict, sizes: list[int]) -> tuple[bool, str]:
     return met, "\n\n".join(blocks)
 
 
-def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
+def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     sizes = sorted(rows.scale.unique())
     strong_sizes = [size_of(p, f) for f in p["strong_scales"]]
     summary = analysis.summarise(rows, "condition")
@@ -234,16 +239,14 @@ def report(rows: pd.DataFrame, p: dict, out: harness.Outputs) -> str:
         + " Stronger recipe: " + f"{p['strong']['length']}x the steps, label smoothing "
         f"{p['strong']['label_smoothing']:g} on the hard-label term (the paper's stronger recipes add strong "
         "augmentation, which this data pipeline does not have).\n\n"
-        "**Regime** (criterion from the profile; outside it the verdict is inconclusive):\n\n" + regime_block
-        + "\n\n**Comparisons** (a - b over seeds; Holm over the six; MDE: the smallest true difference found "
-          "with 80% power at this n):\n" + analysis.verdict_line("gaps to KD", verdict, c)
+        + analysis.evidence([regime_block], [analysis.verdict_line("gaps to KD", verdict, c)], "the six")
         + "\n\nRuns of a seed share the student's initialisation and every sample's augmented views; subsets "
           "are nested (each size holds the smaller ones).")
     plot(summary, sizes, strong_sizes, out)
     return overall
 
 
-def plot(summary: pd.DataFrame, sizes: list[int], strong_sizes: list[int], out: harness.Outputs):
+def plot(summary: pd.DataFrame, sizes: list[int], strong_sizes: list[int], out: Outputs):
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     ours, paper, recipe, absolute = axes.flat
     plain = summary[summary.recipe_arm == "plain"]

@@ -209,11 +209,12 @@ def judge_pairs(rows: pd.DataFrame, criterion: dict, baseline: str, verdict_for,
     return combine(verdicts), regimes, lines
 
 
-def evidence(regimes: list[str], lines: list[str], family: str, where: str = "") -> str:
+def evidence(regimes: list[str], lines: list[str], family: str, where: str = "", which: str = "") -> str:
     """What a v2 verdict rests on, for the table's notes: the regime block(s) (`where`: what they were
-    checked on) and the comparisons, corrected together over `family` (e.g. "the four")."""
+    checked on; `which`: the students they check) and the comparisons, corrected together over `family`
+    (e.g. "the four")."""
     return (f"**Regime** (criterion from the profile{'; ' + where if where else ''}; outside it the verdict is "
-            f"inconclusive):\n\n" + "\n\n".join(regimes) + f"\n\n**Comparisons** (a - b over seeds; Holm over "
+            f"inconclusive{'; ' + which if which else ''}):\n\n" + "\n\n".join(regimes) + f"\n\n**Comparisons** (a - b over seeds; Holm over "
             f"{family}; MDE: the smallest true difference found with 80% power at this n):\n" + "\n".join(lines))
 
 

@@ -1,6 +1,8 @@
 """`python -m kd train ...` trains a model from labels (e.g. a teacher) and `python -m kd distill ...`
 distils a student from a teacher. Every run appends a row to <results>/runs.csv and writes its per-epoch
 history to <results>/histories/<run_id>.csv. Input is checked before any compute is spent.
+
+torch, timm and the library are imported by the commands, not at the top: `--help` answers at once.
 """
 from __future__ import annotations
 
@@ -9,25 +11,21 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-
-from kd import harness, records
-from kd.data import DATASETS, load_dataset
-from kd.device import resolve_device
 from kd.errors import KDError
-from kd.models import create_model
-from kd.objectives import LOSSES, make_objective
 from kd.recipe import CIFAR_RECIPE, IMAGENET_RECIPE, Recipe
-from kd.teachers import teacher_spec, train_teacher
 
-# Per-dataset default recipes: the papers' for CIFAR and ImageNet; a short one for the offline
-# Fashion-MNIST scale.
+# The losses distill takes (kd.objectives.LOSSES but "ce", labels only); a test keeps them in step.
+DISTILL_LOSSES = ("kd", "dkd", "dist", "bkl")
+
+# Per-dataset default recipes (one per dataset of kd.datasets.DATASETS; a test keeps them in step): the
+# papers' for CIFAR and ImageNet; a short one for the offline Fashion-MNIST scale.
 DEFAULT_RECIPES = {"fashion_mnist": Recipe(epochs=10, batch_size=128, lr=0.05, schedule="cosine"),
                    "cifar10": CIFAR_RECIPE, "cifar100": CIFAR_RECIPE, "imagefolder": IMAGENET_RECIPE}
 
 
 def _common(p: argparse.ArgumentParser):
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", default="fashion_mnist", help=f"one of {', '.join(DATASETS)}")
+    g.add_argument("--dataset", default="fashion_mnist", help=f"one of {', '.join(DEFAULT_RECIPES)}")
     g.add_argument("--data-dir", help="dataset folder (default: $KD_DATA, then the Debian package path)")
     g.add_argument("--subset-fraction", type=float, default=1.0,
                    help="train on a seeded class-balanced fraction of the training set, in (0, 1]")
@@ -68,6 +66,9 @@ def recipe_from_args(args) -> Recipe:
 
 def _check_inputs(args, *models: tuple[str, float]):
     """Names, numbers and the results folder, before any data is loaded or compute spent."""
+    from kd import records
+    from kd.datasets import DATASETS
+    from kd.models import create_model
     if args.dataset not in DATASETS:
         raise KDError(f"Unknown dataset '{args.dataset}'. Valid datasets: {', '.join(DATASETS)}.")
     for name, width in models:
@@ -77,12 +78,15 @@ def _check_inputs(args, *models: tuple[str, float]):
 
 def _load(args):
     """Device and data first (a missing dataset is the first thing said), then the recipe."""
+    from kd.datasets import load_dataset
+    from kd.device import resolve_device
     device = resolve_device(args.device)
     data = load_dataset(args.dataset, args.data_dir, device)
     return device, data, recipe_from_args(args)
 
 
 def _record(args, config: dict, result: dict, device):
+    from kd import records
     row = records.make_row(config, result, args.seed, device, result.get("extra"))
     records.write_history(args.results / "histories" / f"{row['run_id']}.csv", result["history"])
     records.append_row(args.results / "runs.csv", row)
@@ -92,6 +96,7 @@ def _record(args, config: dict, result: dict, device):
 
 
 def cmd_train(args):
+    from kd.teachers import teacher_spec, train_teacher
     _check_inputs(args, (args.model, args.width))
     if not 0 <= args.label_smoothing < 1:
         raise KDError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}.")
@@ -105,14 +110,17 @@ def cmd_train(args):
 
 
 def cmd_distill(args):
-    """Build the run's config as an experiment does and run it through harness.distill: a CLI run and an
+    """Build the run's config as an experiment does and run it through kd.run.distill: a CLI run and an
     experiment run of the same config train the same way."""
+    from kd.config import RunConfig
+    from kd.objectives import make_objective
+    from kd.run import Context, distill
     _check_inputs(args, (args.student, args.width), *([(args.teacher, args.teacher_width)] if args.teacher else []))
     options = {k: getattr(args, k) for k in ("temperature", "alpha", "beta", "gamma", "warmup",
                                              "ce_weight", "kd_weight", "stop_epoch")
                if getattr(args, k) is not None}
     if args.loss == "ce":
-        raise KDError("distill needs a distillation loss (kd, dkd, dist, bkl); train a model from labels with "
+        raise KDError(f"distill needs a distillation loss ({', '.join(DISTILL_LOSSES)}); train a model from labels with "
                       "`python -m kd train`.")
     if (args.teacher is None) == (args.teacher_ckpt is None):
         raise KDError("Give the teacher either as a model name (--teacher, trained or loaded through the "
@@ -123,7 +131,7 @@ def cmd_distill(args):
     # the row records every option the loss ran with, the defaults included, not only those given
     options = {**{f.name: getattr(objective, f.name) for f in fields(objective)
                   if f.name not in ("sample_weights", "stop_epoch")}, **options}
-    ctx = harness.Context({"dataset": args.dataset}, args.device, args.data_dir)
+    ctx = Context({"dataset": args.dataset}, args.device, args.data_dir)
     ctx.data  # a missing dataset is the first thing said, before the recipe
     recipe = recipe_from_args(args)
     if args.teacher_ckpt:
@@ -138,11 +146,11 @@ def cmd_distill(args):
               "seed": args.seed, "dataset": args.dataset, "data_options": {}, "pool_fraction": args.subset_fraction,
               "student": args.student, "student_width": args.width, "teacher": teacher,
               "recipe": recipe.as_dict(), "loss": args.loss, "loss_options": options}
-    harness.check_config(config)
+    config = RunConfig.from_dict(config).check()
     _, info = ctx.teacher(config)
     print(f"teacher {info['arch']}: test top-1 {info['test_top1']:.2f} ({info['path']})")
-    result = harness.distill(config, ctx, ctx.pool(args.subset_fraction))
-    _record(args, config, result, ctx.device)
+    result = distill(config, ctx, ctx.pool(args.subset_fraction))
+    _record(args, config.as_dict(), result, ctx.device)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher-subset-fraction", type=float, default=1.0,
                    help="the teacher's class-balanced training fraction (default: all)")
     p.add_argument("--teacher-ckpt", help="a teacher checkpoint file instead of --teacher")
-    p.add_argument("--loss", default="kd", help=f"one of {', '.join(name for name in LOSSES if name != 'ce')}")
+    p.add_argument("--loss", default="kd", help=f"one of {', '.join(DISTILL_LOSSES)}")
     p.add_argument("--temperature", type=float, help="T of KD, DKD and DIST (DIST's tau) (default: the loss's)")
     p.add_argument("--ce-weight", type=float, help="weight of the label term (default: the loss's official CIFAR "
                                                    "setting: KD 0.1, DKD and DIST 1)")

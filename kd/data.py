@@ -8,17 +8,15 @@ run is reproducible and two runs with the same seed see the same view of a sampl
 (which the teacher-logit cache exploits). Sample indices always refer to the full training set.
 
 ImageNet-style trees go through torchvision's ImageFolder and a multi-worker DataLoader; their views
-(RandomResizedCrop) are not keyed.
+(RandomResizedCrop) are not keyed. Datasets are read from their files by name in kd/datasets.py; more
+augmentation of the distillation data is kd/augment.py.
 """
 from __future__ import annotations
 
 import copy
-import gzip
-import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Protocol
+from typing import Iterable, Iterator, Protocol
 
 import numpy as np
 import torch
@@ -28,14 +26,12 @@ from torch import Tensor
 
 from kd.errors import KDError
 
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 # Per-channel mean and std of each dataset's training images (ImageNet's are timm's constants); the one
 # place they are written: data normalisation, the models' default cfgs, benchmarks and tests read them here.
 MEAN_STD = {"fashion_mnist": ((0.2860,), (0.3530,)),
             "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
             "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
             "imagefolder": (IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD)}
-DEFAULT_DOWNLOAD_DIR = Path.home() / ".cache" / "kd" / "data"
 
 
 def stream_seed(*keys: int) -> int:
@@ -230,229 +226,6 @@ class _Indexed(torch.utils.data.Dataset):
     def __getitem__(self, i):
         x, y = self.ds[i]
         return x, y, i
-
-
-class Augmented:
-    """A small dataset's training views with more augmentation of the distillation data on top of its crop +
-    flip, batched on the training device (Stanton et al.'s policies that make sense on grayscale images).
-
-    Rotation by one of `ROTATION_STEPS` angles in [-rotate, +rotate] degrees is keyed: view id = rotation
-    index * base views + base view, so the teacher-logit cache stays exact. MixUp (one lambda ~ Beta(alpha,
-    alpha) per batch, each image mixed with a seeded permutation of its batch, as the official code does) is
-    not keyable: its batches carry view None and go through the teacher, and `num_views` None turns the table
-    of training views off. A run draws the same crops and flips as the base dataset's run of its seed, so
-    policies are compared on paired views. Clean views, the test split and the rest are the base dataset's."""
-
-    ROTATION_STEPS = 7
-
-    def __init__(self, base: TensorData, rotate: float = 0.0, mixup: float = 0.0):
-        check_augment({"rotate": rotate, "mixup": mixup})
-        if not isinstance(base, TensorData):
-            raise KDError(f"Rotation and MixUp of the distillation data need a tensor dataset (Fashion-MNIST, "
-                          f"CIFAR), not {base.name}.")
-        self.base, self.rotate, self.mixup = base, float(rotate), float(mixup)
-        angles = torch.linspace(-rotate, rotate, self.ROTATION_STEPS) if rotate else torch.zeros(1)
-        self.radians = torch.deg2rad(angles).to(base.device)
-        self.num_views = None if mixup else base.num_views * len(angles)
-
-    def __getattr__(self, name):  # everything not about training views: the base dataset's
-        if name == "base":
-            raise AttributeError(name)
-        return getattr(self.base, name)
-
-    def identity(self) -> str:
-        return (self.base.identity() + (f"-rot{self.rotate:g}x{len(self.radians)}" if self.rotate else "")
-                + (f"-mixup{self.mixup:g}" if self.mixup else ""))
-
-    def epoch_views(self, seed: int, epoch: int) -> Tensor:
-        turn = torch.randint(len(self.radians), (self.num_train,), generator=generator(seed, epoch, 6))
-        return turn * self.base.num_views + self.base.epoch_views(seed, epoch)
-
-    def train_images(self, idx: Tensor, view: Tensor) -> Tensor:
-        x = self.base.train_images(idx, view % self.base.num_views)
-        angle = self.radians[view // self.base.num_views]
-        turn = (angle != 0).nonzero().squeeze(1)  # angle 0 is the base view, bit for bit
-        if len(turn):
-            cos, sin, zero = angle[turn].cos(), angle[turn].sin(), torch.zeros_like(angle[turn])
-            theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-            grid = F.affine_grid(theta, list(x[turn].shape), align_corners=False)
-            black = (-self.base.mean / self.base.std).view(1, -1, 1, 1)  # what zero padding is, normalised
-            x[turn] = F.grid_sample(x[turn] - black, grid, align_corners=False) + black
-        return x
-
-    def train_batches(self, index_batches: Iterable[Tensor], seed: int, epoch: int) -> Iterator[Batch]:
-        views = self.epoch_views(seed, epoch).to(self.device)
-        for k, idx in enumerate(index_batches):
-            idx = idx.to(self.device)
-            v = views[idx]
-            x = self.train_images(idx, v)
-            if self.mixup:
-                lam = float(np.random.default_rng(stream_seed(seed, epoch, 7, k)).beta(self.mixup, self.mixup))
-                partner = torch.randperm(len(idx), generator=generator(seed, epoch, 8, k)).to(self.device)
-                x, v = lam * x + (1 - lam) * x[partner], None
-            yield Batch(x, self.train_y[idx], idx, v)
-
-
-def check_augment(options: dict):
-    """A run's distillation-data augmentation ({"rotate": degrees, "mixup": alpha}), checked before compute."""
-    unknown = set(options) - {"rotate", "mixup"}
-    if unknown:
-        raise KDError(f"Unknown augmentation option(s) {', '.join(sorted(unknown))}; valid: rotate (degrees), "
-                      f"mixup (Beta alpha).")
-    if not 0 <= options.get("rotate", 0) <= 180 or not 0 <= options.get("mixup", 0) <= 100:
-        raise KDError(f"Augmentation out of range: rotate must be in [0, 180] degrees and mixup's alpha in "
-                      f"[0, 100], got {options}.")
-
-
-def augmented(data: Dataset, options: dict | None) -> Dataset:
-    """The dataset a run trains on: `data` itself, or its views with the run's extra augmentation."""
-    return Augmented(data, **options) if options else data
-
-
-# ---------------------------------------------------------------------------------------------- loading
-def _read_idx(path: Path, shape: tuple) -> Tensor:
-    """An IDX file (MNIST format), gzipped or not, as a uint8 tensor of the expected shape; a truncated or
-    damaged file is a KDError that names it."""
-    try:
-        raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DamagedData(path, f"it cannot be decompressed ({type(exc).__name__}: {exc})") from None
-    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08" or raw[3] != len(shape):
-        raise DamagedData(path, f"its header is not that of a {len(shape)}-d uint8 IDX file")
-    found = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(len(shape)))
-    size = 4 + 4 * len(shape) + int(np.prod(found))
-    if found != shape or len(raw) != size:
-        raise DamagedData(path, f"it holds {len(raw)} bytes of shape {found}, expected {size} bytes of shape {shape}")
-    return torch.from_numpy(np.frombuffer(raw, np.uint8, offset=4 + 4 * len(shape)).copy()).view(shape)
-
-
-class DamagedData(KDError):
-    def __init__(self, path: Path, why: str):
-        how = ("reinstall it with `apt-get install --reinstall -y dataset-fashion-mnist`"
-               if Path(path).parent == DEBIAN_FASHION_MNIST else
-               "replace it with an intact copy (or delete it and let torchvision download it again)")
-        super().__init__(f"The dataset file {path} is damaged: {why}. Nothing was trained; {how}.")
-
-
-FMNIST_FILES = {"train-images-idx3-ubyte": (60000, 28, 28), "train-labels-idx1-ubyte": (60000,),
-                "t10k-images-idx3-ubyte": (10000, 28, 28), "t10k-labels-idx1-ubyte": (10000,)}
-
-
-def _find_idx_files(folder: Path) -> list[Path] | None:
-    found = []
-    for name in FMNIST_FILES:
-        hits = [folder / (name + ext) for ext in ("", ".gz") if (folder / (name + ext)).is_file()]
-        if not hits:
-            return None
-        found.append(hits[0])
-    return found
-
-
-def _explicit_root(data_dir) -> Path | None:
-    """The folder the user named (--data-dir, else $KD_DATA): used alone, never silently passed over."""
-    if data_dir:
-        root, origin = Path(data_dir), "--data-dir"
-    elif os.environ.get("KD_DATA"):
-        root, origin = Path(os.environ["KD_DATA"]), "$KD_DATA"
-    else:
-        return None
-    if not root.is_dir():
-        raise KDError(f"The data folder {root} (from {origin}) does not exist. Point {origin} at the folder "
-                      f"that holds the dataset, or leave it out to use the default location.")
-    return root
-
-
-def _fashion_mnist(data_dir=None, pad: int = 2, **_) -> TensorData:
-    root = _explicit_root(data_dir)
-    candidates = [root, root / "FashionMNIST" / "raw"] if root else [DEBIAN_FASHION_MNIST]
-    files = next((f for f in map(_find_idx_files, candidates) if f), None)
-    wanted = ", ".join(f"{n}[.gz]" for n in FMNIST_FILES)
-    if files is None and root is not None:
-        raise KDError(f"Fashion-MNIST was not found in {root} (looked for {wanted} in "
-                      f"{' and '.join(map(str, candidates))}). Put the four files there, point --data-dir "
-                      f"(or KD_DATA) at the folder that holds them, or leave both out to use "
-                      f"{DEBIAN_FASHION_MNIST} (`apt-get update && apt-get install -y dataset-fashion-mnist`).")
-    if files is None:
-        try:
-            from torchvision.datasets import FashionMNIST
-            FashionMNIST(DEFAULT_DOWNLOAD_DIR, train=True, download=True)
-            FashionMNIST(DEFAULT_DOWNLOAD_DIR, train=False, download=True)
-            files = _find_idx_files(DEFAULT_DOWNLOAD_DIR / "FashionMNIST" / "raw")
-        except Exception as exc:  # no network: say how to get the data instead
-            raise KDError(
-                f"Fashion-MNIST was not found in {DEBIAN_FASHION_MNIST} and downloading it to "
-                f"{DEFAULT_DOWNLOAD_DIR} failed ({type(exc).__name__}: {exc}). Install it offline with "
-                f"`apt-get update && apt-get install -y dataset-fashion-mnist` (files land in "
-                f"{DEBIAN_FASHION_MNIST}), or put the four idx files in a folder and pass --data-dir "
-                f"(or set KD_DATA) to it.") from None
-    tr_x, tr_y, te_x, te_y = (_read_idx(f, shape) for f, shape in zip(files, FMNIST_FILES.values()))
-    return TensorData("fashion_mnist", tr_x[..., None], tr_y.long(), te_x[..., None], te_y.long(), 10,
-                      *MEAN_STD["fashion_mnist"], pad)
-
-
-def _cifar(num_classes: int):
-    def load(data_dir=None, pad: int = 4, **_) -> TensorData:
-        from torchvision import datasets
-        cls = datasets.CIFAR10 if num_classes == 10 else datasets.CIFAR100
-        root = _explicit_root(data_dir)
-        try:
-            sets = [cls(root or DEFAULT_DOWNLOAD_DIR, train=t, download=False) for t in (True, False)]
-        except (RuntimeError, OSError, EOFError, ValueError) as exc:  # missing, or a damaged pickle
-            sets, missing = None, exc
-        if sets is None and root is not None:
-            raise KDError(f"CIFAR-{num_classes} was not found or is damaged in {root} ({missing}). Extract "
-                          f"cifar-{num_classes}-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) "
-                          f"into that folder, or leave --data-dir and KD_DATA out to download it to "
-                          f"{DEFAULT_DOWNLOAD_DIR}.")
-        if sets is None:
-            try:
-                sets = [cls(DEFAULT_DOWNLOAD_DIR, train=t, download=True) for t in (True, False)]
-            except Exception as exc:
-                raise KDError(
-                    f"CIFAR-{num_classes} was not found in {DEFAULT_DOWNLOAD_DIR} and downloading it "
-                    f"failed ({type(exc).__name__}: {exc}). Download cifar-{num_classes}-python.tar.gz from "
-                    f"https://www.cs.toronto.edu/~kriz/cifar.html on a machine with network, extract it into a "
-                    f"folder and pass --data-dir (or set KD_DATA) to that folder.") from None
-        tr, te = [(torch.from_numpy(s.data), torch.tensor(s.targets)) for s in sets]
-        name = f"cifar{num_classes}"
-        return TensorData(name, tr[0], tr[1], te[0], te[1], num_classes, *MEAN_STD[name], pad)
-    return load
-
-
-def _imagefolder(data_dir=None, image_size: int = 224, workers: int = 8, **_) -> FolderData:
-    if not data_dir:
-        raise KDError("The imagefolder dataset needs --data-dir pointing at a folder with train/ and val/.")
-    return FolderData(Path(data_dir), image_size, workers)
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What is known of a dataset before loading it (cost estimates and grids need no data)."""
-    load: Callable[..., Dataset]
-    in_chans: int
-    image_size: int
-    num_classes: int
-    num_train: int      # for imagefolder: ImageNet-1k's, the tree a paper profile points at
-    views: int | None   # keyed training views per sample at the default padding (None: not keyed)
-
-
-DATASETS = {"fashion_mnist": DatasetInfo(_fashion_mnist, 1, 28, 10, 60000, 5 * 5 * 2),
-            "cifar10": DatasetInfo(_cifar(10), 3, 32, 10, 50000, 9 * 9 * 2),
-            "cifar100": DatasetInfo(_cifar(100), 3, 32, 100, 50000, 9 * 9 * 2),
-            "imagefolder": DatasetInfo(_imagefolder, 3, 224, 1000, 1281167, None)}
-
-
-def load_dataset(name: str, data_dir=None, device="cpu", test_per_class: int | None = None,
-                 **options) -> Dataset:
-    """Load a dataset by name onto `device` (options: pad for crops, image_size/workers for folders).
-    `test_per_class` keeps a fixed class-balanced part of the test split (smoke runs evaluate faster)."""
-    if name not in DATASETS:
-        raise KDError(f"Unknown dataset '{name}'. Valid datasets: {', '.join(DATASETS)}.")
-    data = DATASETS[name].load(data_dir=data_dir, **options)
-    if test_per_class is not None:
-        data.keep_test(balanced_subset(data.targets("test"), per_class=test_per_class, seed=0))
-        data.name += f"-test{test_per_class}pc"
-    return data.to(device)
 
 
 def training_pool(targets: Tensor, fraction: float, seed: int = 0) -> Tensor:

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from kd import losses
-from kd.errors import KDError
+from kd.errors import KDError, with_options
 
 
 @dataclass
@@ -172,3 +172,12 @@ def make_objective(loss: str, epochs: int, **options):
 
 def has_nonfinite(terms: dict) -> Tensor:
     return ~torch.isfinite(torch.stack([v.detach() for v in terms.values()])).all()
+
+
+def build(config):
+    """A run's objective from its config (kd.config.RunConfig): its loss with options, plus KDAS quality
+    weights when config.weights holds their options; checked before any compute."""
+    objective = make_objective(config.loss, config.recipe.epochs, **config.loss_options)
+    if config.weights is not None:
+        objective.sample_weights = with_options("KDAS weight", QualityWeights, **config.weights)
+    return objective

@@ -33,7 +33,9 @@ def config_hash(config: dict, length: int = 16) -> str:
 
 
 def run_id(config: dict) -> str:
-    """A run's identity: the hash of its full config (what resume matches on)."""
+    """A run's identity: the hash of its full config as a dict (what resume matches on)."""
+    if not isinstance(config, dict):  # a typed config would hash as its repr: RunConfig.run_id hashes its dict
+        raise TypeError(f"run_id hashes a config dict, not a {type(config).__name__}")
     return config_hash(config)
 
 

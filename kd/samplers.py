@@ -14,7 +14,7 @@ from torch import Tensor
 
 from kd.data import Batch, generator
 from kd.device import autocast
-from kd.errors import KDError
+from kd.errors import KDError, with_options
 from kd.losses import kl_ts
 
 
@@ -222,3 +222,13 @@ def make_kdas(pool: Tensor, batch_size: int, seed: int, epochs: int, ratio: str 
     return KDAS(pool, batch_size, seed, ratio_schedule(ratio, start, end, epochs, warmup),
                 period_schedule(period, epochs, warmup), exclusion_schedule(exclude, epochs), direction, mode,
                 random, balanced)
+
+
+def build(config, pool: Tensor):
+    """A run's sampler from its config (kd.config.RunConfig): every pool sample each epoch, or KDAS when
+    config.sampler holds its options; checked before any compute."""
+    r = config.recipe
+    if config.sampler is None:
+        return Shuffle(pool, r.batch_size, config.seed)
+    return with_options("KDAS sampler", make_kdas, pool=pool, batch_size=r.batch_size, seed=config.seed,
+                        epochs=r.epochs, **config.sampler)

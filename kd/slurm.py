@@ -17,45 +17,50 @@ import time
 
 import torch
 
-from kd import harness, records
+from kd import records
+from kd.analysis import Outputs
+from kd.config import RunConfig, TeacherJob, teacher_jobs
+from kd.device import resolve_device
 from kd.errors import KDError
 from kd.isolation import RunFailed
+from kd.launch import importable_name, in_process_runs, log, write_result
+from kd.run import Context
 
 
 class RunJob:
     """One job of the array: a teacher preparation or a run, trained in this process, its row written here."""
 
-    def __init__(self, module_name: str, args, out: harness.Outputs):
+    def __init__(self, module_name: str, args, out: Outputs):
         self.module_name, self.out = module_name, out
         self.profile, self.device, self.data_dir = args.profile, args.device, args.data_dir
         self.keep_state, self.command = args.keep_state, records.command_line()
 
-    def __call__(self, config: dict) -> str:
+    def __call__(self, config: RunConfig | TeacherJob) -> str:
         import importlib
-        device = harness.resolve_device(self.device)
+        device = resolve_device(self.device)
         if device.type == "cpu":  # one thread per run, as a local sweep: the same numbers, bit for bit
             torch.set_num_threads(1)
         module = importlib.import_module(self.module_name)
-        ctx = harness.Context(dict(module.PROFILES[self.profile]), self.device, self.data_dir, out=self.out)
-        run = harness._in_process_runs(module, ctx)
-        if config.get("prepare_teacher"):
+        ctx = Context(dict(module.PROFILES[self.profile]), self.device, self.data_dir, out=self.out)
+        run = in_process_runs(module, ctx)
+        if isinstance(config, TeacherJob):
             run(config)
             return "teacher"
         try:
             result, error = run(config), None
         except RunFailed as exc:
             result, error = None, exc
-        harness.write_result(self.out, config, result, error, device, self.profile, self.keep_state,
+        write_result(self.out, config, result, error, device, self.profile, self.keep_state,
                              command=self.command)
         return "failed" if error else "done"
 
-    def checkpoint(self, config: dict):
+    def checkpoint(self, config: RunConfig | TeacherJob):
         """Preempted or timed out: run again from the saved state (submitit requeues the job)."""
         import submitit
         return submitit.helpers.DelayedSubmission(self, config)
 
 
-def executor(module, args, out: harness.Outputs):
+def executor(module, args, out: Outputs):
     try:
         import submitit
     except ImportError:
@@ -69,25 +74,25 @@ def executor(module, args, out: harness.Outputs):
     return ex
 
 
-def sweep(module, args, p: dict, out: harness.Outputs, todo: list[dict]) -> list[str]:
+def sweep(module, args, p: dict, out: Outputs, todo: list[RunConfig]) -> list[str]:
     """Train the runs not yet done as job arrays (teachers first); returns the ids of the runs that failed."""
     if args.launcher == "slurm" and not args.partition:
         raise KDError("--launcher slurm needs --partition (the Slurm partition to submit to).")
     for folder in (out.results, out.figure.parent):
         records.check_writable(folder)
-    ex, job = executor(module, args, out), RunJob(harness.importable_name(module), args, out)
+    ex, job = executor(module, args, out), RunJob(importable_name(module), args, out)
     start = time.perf_counter()
-    teachers = harness.teacher_preparations(todo)
+    teachers = teacher_jobs(todo)
     if teachers:
-        harness._log(f"{module.NAME}: {len(teachers)} teacher jobs submitted")
+        log(f"{module.NAME}: {len(teachers)} teacher jobs submitted")
         for j, t in zip(ex.map_array(job, teachers), teachers):
             try:
                 j.result()
             except Exception as exc:  # its runs fail too, each with its own row
-                harness._log(f"training teacher {t['teacher']['model']} failed (job {j.job_id}): "
+                log(f"training teacher {t.config.teacher.model} failed (job {j.job_id}): "
                              f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}")
     jobs = ex.map_array(job, todo) if todo else []
-    harness._log(f"{module.NAME}: {len(jobs)} runs submitted as one array"
+    log(f"{module.NAME}: {len(jobs)} runs submitted as one array"
                  + (f" ({jobs[0].job_id.split('_')[0]})" if jobs else ""))
     failed = []
     for j, config in zip(jobs, todo):
@@ -95,11 +100,11 @@ def sweep(module, args, p: dict, out: harness.Outputs, todo: list[dict]) -> list
             status = j.result()
         except Exception as exc:  # the job died before writing its row: write it here
             status = "failed"
-            harness.write_result(out, config, None, RunFailed(f"job {j.job_id}: {exc}"), None, args.profile,
+            write_result(out, config, None, RunFailed(f"job {j.job_id}: {exc}"), None, args.profile,
                                  args.keep_state)
         if status == "failed":
-            failed.append(records.run_id(config))
-    harness._log(f"{len(todo) - len(failed)} runs trained in {(time.perf_counter() - start) / 60:.1f} min "
+            failed.append(config.run_id)
+    log(f"{len(todo) - len(failed)} runs trained in {(time.perf_counter() - start) / 60:.1f} min "
                  f"(submitit, {ex.cluster})")
     return failed
 

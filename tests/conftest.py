@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import kd  # noqa: F401  (registers the CIFAR zoo)
-from kd.data import load_dataset
+from kd.datasets import load_dataset
 
 
 def distinct_views(data, pool, seed: int, epochs: int) -> int:

@@ -1,23 +1,24 @@
 """KDAS Finding 3's smoke sweep, with two runs that fail the hard way while KD_TEST_FAULTS=1 (the test of
 run isolation in test_faults.py): "random" kills its own process with SIGSEGV, as the oneDNN bug did, and
 "per_class:low" trains with a learning rate of 1e30 until its loss is no longer finite."""
+import dataclasses
 import os
 import signal
 import sys
 
-from experiments.kdas_finding3 import CLAIM, PAPER, PROFILES, TITLE, grid, report, verdict_for  # noqa: F401
 from experiments import kdas_finding3
+from experiments.kdas_finding3 import CLAIM, PAPER, PROFILES, TITLE, grid, report, verdict_for  # noqa: F401
 from kd import harness
 
 NAME = "faulty_finding"
 
 
-def run(config: dict, ctx) -> dict:
+def run(config, ctx) -> dict:
     if os.environ.get("KD_TEST_FAULTS") == "1":
-        if config["condition"] == "random":
+        if config.condition == "random":
             os.kill(os.getpid(), signal.SIGSEGV)
-        if config["condition"] == "per_class:low":
-            config = {**config, "recipe": {**config["recipe"], "lr": 1e30}}
+        if config.condition == "per_class:low":
+            config = dataclasses.replace(config, recipe=dataclasses.replace(config.recipe, lr=1e30))
     return kdas_finding3.run(config, ctx)
 
 

@@ -4,7 +4,7 @@ import re
 
 from experiments import all as all_findings
 from experiments import report
-from kd import harness, records
+from kd import records
 
 REPO = records.REPO
 
@@ -29,7 +29,7 @@ def test_dry_run_prices_every_finding_and_the_total(tmp_path, capsys):
 def test_dry_run_says_a_damaged_gpu_cost_table_is_damaged(tmp_path, monkeypatch, capsys):
     costs = tmp_path / "per_sample_costs.csv"
     costs.write_text("device,dataset,model,width,train_step,batch,seconds_per_sample\nG,cifar10,resnet20,1.0,True,64,x\n")
-    monkeypatch.setattr(harness, "GPU_COSTS", costs)
+    monkeypatch.setattr("kd.costs.GPU_COSTS", costs)
     assert all_findings.main(["--dry-run", "--profile", "smoke", "--results-root", str(tmp_path / "r")]) == 2
     assert f"error: The GPU cost table {costs} is damaged" in capsys.readouterr().err
 

@@ -4,11 +4,13 @@ before compute."""
 import pytest
 import torch
 
-from kd import harness
-from kd.data import Augmented, Batch
+from kd.augment import Augmented
+from kd.config import RunConfig, base_config
+from kd.data import Batch
 from kd.errors import KDError
+from kd.logit_cache import Teacher
 from kd.models import create_model
-from kd.teachers import Teacher
+from kd.recipe import Recipe
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +68,9 @@ def test_mixup_batches_are_unkeyed_reproducible_mixtures_that_go_through_the_tea
 
 
 def config(**fields):
-    return {"student": "resnet8", "student_width": 0.5, "teacher": None, "recipe": {"epochs": 1},
-            "seed": 0, "loss": "kd", "loss_options": {"ce_weight": 0.0}, **fields}
+    p = {"dataset": "fashion_mnist", "student": "resnet8", "student_width": 0.5, "teacher": "resnet8",
+         "teacher_recipe": Recipe(epochs=1), "recipe": Recipe(epochs=1), "loss_options": {"ce_weight": 0.0}}
+    return base_config("test", p, "augmented", 0, **fields)
 
 
 @pytest.mark.parametrize("augment, loss_options, message", [
@@ -78,4 +81,4 @@ def config(**fields):
 ])
 def test_bad_augmentation_fails_before_compute(augment, loss_options, message):
     with pytest.raises(KDError, match=message):
-        harness.check_config(config(augment=augment, loss_options=loss_options))
+        RunConfig.from_dict(config(augment=augment, loss_options=loss_options)).check()

@@ -5,8 +5,8 @@ import importlib
 import pytest
 import torch
 
-from kd import cli, harness, teachers
-from kd.data import DEBIAN_FASHION_MNIST, FMNIST_FILES
+from kd import cli, harness, run, teachers
+from kd.datasets import DEBIAN_FASHION_MNIST, FMNIST_FILES
 from tests.test_harness import EXPERIMENTS
 
 TINY = ["--subset-fraction", "0.01", "--epochs", "1"]
@@ -142,7 +142,7 @@ def check(code, out, err, words):
 
 @pytest.mark.parametrize("args, words", CLI_CASES, ids=[" ".join(a)[:60] for a, _ in CLI_CASES])
 def test_cli(args, words, place, capsys, monkeypatch):
-    for trains in (harness, teachers):  # what the CLI trains through
+    for trains in (run, teachers):  # what the CLI trains through
         monkeypatch.setattr(trains, "fit", lambda *a, **k: pytest.fail("training started"))
     args = [a.replace("{W}", str(place)) for a in args]
     if "--results" not in args:

@@ -63,3 +63,18 @@ def test_bad_input_is_one_paragraph_before_any_training(args, message, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
     assert "Traceback" not in err and err.strip().count("\n") == 0
+
+
+def test_help_needs_neither_torch_nor_timm():
+    """`python -m kd --help` imports only the command line: torch and timm come with a command."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "kd", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "distill" in out.stdout
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in out.stderr.splitlines() if "|" in line}
+    assert "kd" in imported and not imported & {"torch", "timm", "pandas"}
+
+
+def test_the_cli_names_every_dataset_and_distillation_loss():
+    from kd.cli import DEFAULT_RECIPES, DISTILL_LOSSES
+    from kd.datasets import DATASETS
+    from kd.objectives import LOSSES
+    assert set(DEFAULT_RECIPES) == set(DATASETS) and set(DISTILL_LOSSES) == set(LOSSES) - {"ce"}

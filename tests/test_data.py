@@ -4,8 +4,9 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-import kd.data as kd_data
-from kd.data import MEAN_STD, balanced_subset, load_dataset
+import kd.datasets as kd_data
+from kd.data import MEAN_STD, balanced_subset
+from kd.datasets import load_dataset
 from kd.errors import KDError
 
 

@@ -19,7 +19,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from kd import distributed
-from kd.data import balanced_subset, load_dataset
+from kd.data import balanced_subset
+from kd.datasets import load_dataset
 from kd.errors import KDError
 from kd.models import create_model
 from kd.objectives import CrossEntropy

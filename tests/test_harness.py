@@ -10,8 +10,13 @@ from experiments import kdas_finding3 as f3
 from experiments import kdas_finding4 as f4
 from experiments.findings import FINDINGS
 from kd import analysis, harness, records
+from kd.analysis import Outputs
+from kd.config import RunConfig
+from kd.costs import MeasuredCosts, estimate_seconds, teachers_to_train
 from kd.data import TensorData
+from kd.datasets import DATASETS
 from kd.errors import KDError
+from kd.run import Context
 
 
 def main(tmp_path, *args, isolate=True):
@@ -20,7 +25,7 @@ def main(tmp_path, *args, isolate=True):
 
 
 def out_of(tmp_path):
-    return harness.Outputs(tmp_path / "results" / f3.NAME / "smoke", tmp_path / "figures" / f"{f3.NAME}_smoke.png")
+    return Outputs(tmp_path / "results" / f3.NAME / "smoke", tmp_path / "figures" / f"{f3.NAME}_smoke.png")
 
 
 def test_smoke_end_to_end_csv_figure_and_table_agree(tmp_path, capsys):
@@ -69,7 +74,7 @@ def test_resume_after_an_interrupted_sweep(tmp_path, monkeypatch):
     def interrupted(config, ctx):
         if len(calls) == 3:
             raise KeyboardInterrupt
-        calls.append(config["condition"])
+        calls.append(config.condition)
         return real_run(config, ctx)
 
     monkeypatch.setattr(f3, "run", interrupted)
@@ -79,7 +84,7 @@ def test_resume_after_an_interrupted_sweep(tmp_path, monkeypatch):
     assert len(rows) == 3 and set(rows.status) == {"done"}  # no half row from the killed run
 
     calls.clear()
-    monkeypatch.setattr(f3, "run", lambda config, ctx: calls.append(config["condition"]) or real_run(config, ctx))
+    monkeypatch.setattr(f3, "run", lambda config, ctx: calls.append(config.condition) or real_run(config, ctx))
     assert main(tmp_path, "--seeds", "1", isolate=False) == 0
     assert len(calls) == 9 and not set(calls) & set(rows.condition)  # only the missing runs
     assert len(pd.read_csv(out_of(tmp_path).runs)) == 12
@@ -89,7 +94,7 @@ def test_failed_runs_are_recorded_and_redone(tmp_path, monkeypatch):
     real_run = f3.run
 
     def flaky(config, ctx):
-        if config["condition"] == "random":
+        if config.condition == "random":
             raise RuntimeError("simulated crash")
         return real_run(config, ctx)
 
@@ -147,14 +152,14 @@ def test_paper_profile_models_and_recipe_on_generated_cifar100_tensors(tmp_path)
                       (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), pad=4)
     configs = [c for c in f3.grid(p, 1) if c["condition"] in ("all", "per_class:medium")]
     assert {c["pair"] for c in configs} == {"resnet56->resnet20", "resnet32x4->resnet8x4"}
-    out = harness.Outputs(tmp_path, tmp_path / "fig.png")
-    ctx = harness.Context({**p, "dataset": "generated"}, "cpu", data=fake, out=out, log=lambda m: None)
+    out = Outputs(tmp_path, tmp_path / "fig.png")
+    ctx = Context({**p, "dataset": "generated"}, "cpu", data=fake, out=out, log=lambda m: None)
     for config in configs:
-        harness.check_config(config)
+        RunConfig.from_dict(config).check()
         short = {**config["recipe"], "epochs": 1, "milestones": []}  # a few steps, same lr/batch/wd
         config = {**config, "pool_fraction": 1.0, "recipe": short,
                   "teacher": {**config["teacher"], "recipe": short}}
-        result = f3.run(config, ctx)
+        result = f3.run(RunConfig.from_dict(config), ctx)
         assert torch.isfinite(torch.tensor(result["final"]["train_kd"]))
         assert result["samples"] == (128 if config["condition"] == "all" else 64)
     assert records.read_rows(tmp_path / "kl_tg_resnet56_to_resnet20.csv").shape[0] == 128
@@ -206,10 +211,10 @@ def test_runs_without_a_teacher_fill_the_cores_while_teachers_train(tmp_path, mo
 
     from experiments import vanillakd_data_scale as vkd
     order = []
-    monkeypatch.setattr(harness.Context, "teacher", lambda self, config: order.append("teacher"))
+    monkeypatch.setattr(Context, "prepare", lambda self, job: order.append("teacher"))
 
     def run(config, ctx):
-        order.append("scratch" if config["teacher"] is None else "distilled")
+        order.append("scratch" if config.teacher is None else "distilled")
         raise ValueError("not trained in this test")
     module = types.SimpleNamespace(**{k: getattr(vkd, k) for k in ("NAME", "TITLE", "CLAIM", "PROFILES",
                                                                     "grid", "report", "verdict_for", "RULE")},
@@ -252,15 +257,15 @@ def test_dry_run_prices_gpu_hours_from_measured_costs(tmp_path, monkeypatch, cap
     args = harness.parse_args(module, ["--profile", "paper", "--device", "cpu", "--results-root", str(tmp_path)])
     p, _, configs, todo, _ = harness.plan(module, args)
     flat, gpu = _FlatCost(), torch.device("cuda")
-    teachers = list(harness.teachers_to_train(todo, p, args).values())
-    expected = sum(harness.estimate_seconds(c, gpu, flat) for c in todo + teachers) / 3600
-    size = harness.DATASETS["cifar10"]
+    teachers = list(teachers_to_train(todo, p, args).values())
+    expected = sum(estimate_seconds(c, gpu, flat) for c in todo + teachers) / 3600
+    size = DATASETS["cifar10"]
     first = todo[0]
-    by_hand = (first["train_size"] * first["recipe"]["epochs"]  # student steps, then distinct teacher views
-               + first["train_size"] * size.views * (1 - (1 - 1 / size.views) ** first["recipe"]["epochs"])) * 1e-3
-    assert harness.estimate_seconds(first, gpu, flat) == pytest.approx(by_hand)
+    n, epochs = first.train_size, first.recipe.epochs
+    by_hand = (n * epochs + n * size.views * (1 - (1 - 1 / size.views) ** epochs)) * 1e-3  # steps, teacher views
+    assert estimate_seconds(first, gpu, flat) == pytest.approx(by_hand)
     costs = tmp_path / "per_sample_costs.csv"
-    monkeypatch.setattr(harness, "GPU_COSTS", costs)
+    monkeypatch.setattr("kd.costs.GPU_COSTS", costs)
     rows = [{"device": "Test GPU", "dataset": k[0], "model": k[1], "width": k[2], "train_step": k[3], "batch": k[4],
              "seconds_per_sample": v} for k, v in flat.items()]
     pd.DataFrame(rows[1:]).to_csv(costs, index=False)  # one cost missing
@@ -282,12 +287,12 @@ def test_measured_costs_are_the_median_of_the_latest_gpus_measurements(tmp_path)
     costs = tmp_path / "per_sample_costs.csv"
     pd.DataFrame([{"device": d, "dataset": "cifar10", "model": m, "width": 1.0, "train_step": True, "batch": 64,
                    "seconds_per_sample": s} for d, m, s in rows]).to_csv(costs, index=False)
-    measured = harness.MeasuredCosts(costs)
+    measured = MeasuredCosts(costs)
     assert measured.device == "Test GPU" and measured == {key: 2.0, ("cifar10", "resnet34", 1.0, True, 64): 3.0}
     damaged = costs.read_text().replace(",64,2.0\n", ",64,n/a\n").replace(",64,5.0\n", ",64,0\n")
     costs.write_text(damaged)
     with pytest.raises(KDError, match=r"damaged: seconds_per_sample is not a positive number on line\(s\) 4, 5\."):
-        harness.MeasuredCosts(costs)
+        MeasuredCosts(costs)
     assert costs.read_text() == damaged
 
 

@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 import torch
 
-from kd import harness
+from kd.config import RunConfig, base_config
 from kd.data import Batch
 from kd.errors import KDError
 from kd.losses import kl_tg, kl_ts
 from kd.objectives import DIST, DKD, KD, QualityWeights
+from kd.recipe import Recipe
 from kd.samplers import KDAS, exclusion_schedule, make_kdas, period_schedule, ratio_schedule
 
 C = 5
@@ -176,10 +177,11 @@ def test_bad_kdas_options_are_clear_errors():
         make_kdas(torch.arange(4), 2, 0, 10, mode="batch", balanced=True)
     with pytest.raises(KDError, match="gamma"):
         QualityWeights(gamma=2.0)
-    config = {"student": "resnet8", "recipe": harness.Recipe().as_dict(), "sampler": {"ratio": "linear", "spead": 1},
-              "seed": 0}
+    p = {"dataset": "fashion_mnist", "student": "resnet8", "teacher": "resnet8", "teacher_recipe": Recipe(),
+         "recipe": Recipe()}
+    config = base_config("test", p, "kdas", 0, sampler={"ratio": "linear", "spead": 1})
     with pytest.raises(KDError, match="Bad KDAS sampler options"):
-        harness.check_config(config)
+        RunConfig.from_dict(config).check()
 
 
 @pytest.mark.parametrize("profile", ["cpu", "paper"])

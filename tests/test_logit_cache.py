@@ -2,14 +2,14 @@
 students share one teacher pass and train exactly as they would alone."""
 import pytest
 import torch
-
 from conftest import distinct_views
+
 from kd.data import Batch, balanced_subset
+from kd.logit_cache import Teacher
 from kd.models import create_model
 from kd.objectives import DKD, KD
-from kd.samplers import Shuffle
-from kd.teachers import Teacher
 from kd.recipe import Recipe
+from kd.samplers import Shuffle
 from kd.train import fit
 
 RECIPE = Recipe(epochs=2, batch_size=64, lr=0.05)

@@ -31,7 +31,8 @@ def cpu_profile_models() -> list[tuple[str, float]]:
 
 CHILD = """
 import sys, torch
-from kd.data import balanced_subset, load_dataset
+from kd.data import balanced_subset
+from kd.datasets import load_dataset
 from kd.models import create_model
 from kd.objectives import CrossEntropy
 from kd.samplers import Shuffle

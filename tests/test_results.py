@@ -67,10 +67,10 @@ def test_the_committed_rows_are_the_runs_the_code_builds(name):
     rule = harness.rule_id(module, configs)
     rows = pd.read_csv(folder / "runs.csv")
     current = rows[rows.rule_id == rule].set_index("run_id")
-    assert sorted(current.index) == sorted(records.run_id(c) for c in configs)
+    assert sorted(current.index) == sorted(c.run_id for c in configs)
     for c in configs:
-        row = current.loc[records.run_id(c)]
-        for key, value in records.flatten(c).items():
+        row = current.loc[c.run_id]
+        for key, value in records.flatten(c.as_dict()).items():
             if key == "train_size":  # a row's train_size is the pool size the run reports (KDAS: not the plan's)
                 continue
             recorded = row[key]

@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from kd.data import training_pool
+from kd.logit_cache import Teacher
 from kd.models import create_model
 from kd.objectives import KD
 from kd.recipe import Recipe
 from kd.records import atomic_save
 from kd.samplers import Shuffle, make_kdas
-from kd.teachers import Teacher
 from kd.train import fit
 
 RECIPE = Recipe(epochs=4, batch_size=64, lr=0.05, eval_every=2)

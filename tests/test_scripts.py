@@ -6,9 +6,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kd import harness
 from kd.cli import main
+from kd.config import base_config
 from kd.recipe import Recipe
+from kd.run import Context, distill
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = sorted(p.stem for p in (REPO / "experiments").glob("*.sh"))
@@ -33,13 +34,13 @@ def test_python_runs_a_finding_file_as_its_module(tmp_path):
 def test_a_cli_distillation_is_the_run_an_experiment_makes(fmnist, tmp_path):
     recipe = Recipe(epochs=2, batch_size=64, lr=0.05)  # the CLI's Fashion-MNIST recipe with the options below
     teacher = {"model": "resnet8", "width": 0.5, "recipe": recipe.as_dict(), "seed": 0}
-    config = harness.base_config("test", {"dataset": "fashion_mnist", "pool_fraction": 0.02, "student": "resnet8",
+    config = base_config("test", {"dataset": "fashion_mnist", "pool_fraction": 0.02, "student": "resnet8",
                                           "student_width": 0.5, "recipe": recipe, "loss": "kd",
                                           "loss_options": {"temperature": 4.0}, "teacher": "resnet8",
                                           "teacher_width": 0.5, "teacher_recipe": recipe}, "kd", seed=3)
     assert config["teacher"] == teacher
-    ctx = harness.Context({"dataset": "fashion_mnist"}, "cpu", data=fmnist)
-    ours = harness.distill(config, ctx, ctx.pool(0.02))
+    ctx = Context({"dataset": "fashion_mnist"}, "cpu", data=fmnist)
+    ours = distill(config, ctx, ctx.pool(0.02))
     assert main(["distill", "--student", "resnet8", "--width", "0.5", "--teacher", "resnet8", "--teacher-width",
                  "0.5", "--teacher-subset-fraction", "0.02", "--subset-fraction", "0.02", "--epochs", "2",
                  "--batch-size", "64", "--lr", "0.05", "--temperature", "4", "--seed", "3", "--device", "cpu",

@@ -6,6 +6,7 @@ import pytest
 
 from experiments import kdas_finding4 as f4
 from kd import harness
+from kd.analysis import Outputs
 
 pytest.importorskip("submitit")
 
@@ -39,7 +40,7 @@ def test_a_preempted_job_is_requeued_with_its_run(tmp_path):
 
     from kd.slurm import RunJob
     args = harness.parse_args(f4, ["--profile", "smoke", "--device", "cpu"])
-    job = RunJob(f4.__name__, args, harness.Outputs(tmp_path / "r", tmp_path / "f.png"))
+    job = RunJob(f4.__name__, args, Outputs(tmp_path / "r", tmp_path / "f.png"))
     config = f4.grid(f4.PROFILES["smoke"], 1)[0]
     again = job.checkpoint(config)
     assert isinstance(again, submitit.helpers.DelayedSubmission)

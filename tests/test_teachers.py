@@ -3,8 +3,8 @@ import torch
 
 from kd.errors import KDError
 from kd.models import create_model
-from kd.teachers import atomic_save, cache_dir, teacher_model, load_checkpoint, teacher_spec
 from kd.recipe import Recipe
+from kd.teachers import atomic_save, cache_dir, load_checkpoint, teacher_model, teacher_spec
 
 RECIPE = Recipe(epochs=2, batch_size=64, lr=0.05)
 
@@ -89,15 +89,17 @@ def test_a_retrain_for_a_missing_snapshot_leaves_nothing_of_the_old_weights(fmni
 
 
 def test_a_sweep_prepares_each_teacher_once_with_every_snapshot_its_runs_need():
-    from kd import harness
-    teacher = {"model": "resnet8", "width": 0.5, "recipe": RECIPE.as_dict(), "seed": 0}
-    todo = [{"teacher": {**teacher, "epoch": e}, "seed": s} for e in (None, 2, 1) for s in (0, 1)]
-    todo.append({"teacher": {**teacher, "seed": 1}, "seed": 0})
-    todo.append({"teacher": None, "seed": 0})
-    prepared = harness.teacher_preparations(todo)
-    assert [p["teacher"]["seed"] for p in prepared] == [0, 1]
-    assert prepared[0]["teacher_snapshots"] == [1, 2] and prepared[1]["teacher_snapshots"] == []
-    assert all("epoch" not in p["teacher"] and p["prepare_teacher"] for p in prepared)
+    from kd.config import RunConfig, base_config, teacher_jobs
+    p = {"dataset": "fashion_mnist", "student": "resnet8", "teacher": "resnet8", "teacher_width": 0.5,
+         "teacher_recipe": RECIPE, "recipe": RECIPE}
+    config = base_config("test", p, "kd", 0)
+    todo = [{**config, "teacher": {**config["teacher"], "epoch": e}, "seed": s} for e in (None, 2, 1) for s in (0, 1)]
+    todo.append({**config, "teacher": {**config["teacher"], "seed": 1}})
+    todo.append({**config, "teacher": None})
+    jobs = teacher_jobs([RunConfig.from_dict(c) for c in todo])
+    assert [job.config.teacher.seed for job in jobs] == [0, 1]
+    assert jobs[0].snapshots == (1, 2) and jobs[1].snapshots == ()
+    assert all("epoch" not in job.config.teacher.as_dict() for job in jobs)
 
 
 def test_a_snapshot_outside_the_schedule_is_a_clear_error_before_any_training(fmnist):
@@ -122,7 +124,7 @@ def test_a_published_teacher_is_used_on_a_fresh_machine_not_retrained(fmnist, tm
     """What a fresh clone does: the cache is empty, results/teachers holds the weights the rows came from."""
     import pandas as pd
 
-    from kd.teachers import published_dir, publish_teacher, teacher_folder
+    from kd.teachers import publish_teacher, published_dir, teacher_folder
     spec = teacher_spec("resnet8", fmnist, 0.01, RECIPE, seed=0, width=0.5)
     messages = []
     trained, info = teacher_model(spec, fmnist, "cpu", snapshots=(1,), log=messages.append)

@@ -2,15 +2,15 @@ import math
 
 import pytest
 import torch
-
 from conftest import distinct_views
+
 from kd.data import balanced_subset
 from kd.errors import KDError
+from kd.logit_cache import Teacher
 from kd.models import create_model
 from kd.objectives import DKD, KD, CrossEntropy, make_objective
-from kd.samplers import Shuffle
-from kd.teachers import Teacher
 from kd.recipe import Recipe
+from kd.samplers import Shuffle
 from kd.train import Student, fit
 
 TINY = Recipe(epochs=2, batch_size=64, lr=0.05)

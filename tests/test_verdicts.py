@@ -56,7 +56,7 @@ def test_kdas_f3_outside_the_regime_is_inconclusive(tmp_path, monkeypatch):
     rows["train_size"], rows["samples"] = 100, 1000
     rows["teacher_test_top1"], rows["teacher_train_top1"] = 90.0, 99.0
     rows["teacher_last_quarter_gain"], rows["student_last_quarter_gain"] = 0.1, 0.1
-    out = f3.harness.Outputs(tmp_path, tmp_path / "f.png")
+    out = f3.Outputs(tmp_path, tmp_path / "f.png")
     p = {"regime": {"max_gain": 0.3, "min_train_gap": 2.0}, "kl_direction": "paper"}
     monkeypatch.setattr(f3, "plot", lambda *a: None)  # the figure needs the ranking file; the verdict not
     assert f3.report(rows, p, out) == "reproduced"
@@ -431,8 +431,8 @@ def test_vanillakd_grid_trains_every_size_for_the_same_steps_on_nested_pools():
 
 
 # ------------------------------------------------------------------------------------------ fidelity
-from experiments import fidelity_ensembles as fe  # noqa: E402
 from experiments import fidelity_augmentation as fa  # noqa: E402
+from experiments import fidelity_ensembles as fe  # noqa: E402
 from experiments import fidelity_optimisation as fo  # noqa: E402
 
 

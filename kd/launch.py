@@ -1,0 +1,170 @@
+"""The local launcher: a sweep's runs in child processes of one thread each, several at once (a run killed
+by a signal fails alone), teachers first; each finished or failed run becomes its row in runs.csv. The Slurm
+launcher (kd/slurm.py) runs the same runs and writes the same rows through what is here."""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from kd import records
+from kd.analysis import Outputs
+from kd.config import RunConfig, TeacherJob, teacher_jobs
+from kd.device import resolve_device
+from kd.errors import KDError
+from kd.isolation import ChildRunner, RunFailed, failure_message
+from kd.run import Context
+
+REPO = records.REPO
+
+
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def sweep(module, args, p: dict, out: Outputs, todo: list[RunConfig], isolate: bool) -> list[str]:
+    """Train the runs not yet done, `args.jobs` at once, one row each in runs.csv; a failed run is recorded
+    and the sweep goes on. Teachers the runs need are trained first, in parallel. Returns the failed ids."""
+    device = resolve_device(args.device)  # a bad --device fails here, before any training
+    if args.jobs < 1:
+        raise KDError(f"--jobs must be >= 1, got {args.jobs}.")
+    for folder in (out.results, out.figure.parent):
+        records.check_writable(folder)
+    teachers = teacher_jobs(todo)
+    if isolate:  # one thread per run: a run's numbers do not depend on --jobs or the core count
+        runners = [ChildRunner(child_runs, importable_name(module), args.profile, args.device, args.data_dir, out,
+                               threads=1) for _ in range(max(1, min(args.jobs, len(todo))))]
+    else:
+        runners = [in_process_runs(module, Context(p, args.device, args.data_dir, out=out))]
+    failed, lock, start = [], threading.Lock(), time.perf_counter()
+
+    def record(config, result=None, error=None):
+        with lock:
+            write_result(out, config, result, error, device, args.profile, args.keep_state)
+            if error is not None:
+                failed.append(config.run_id)
+
+    def work(runner, queue):
+        while True:
+            with lock:
+                if not queue:
+                    return
+                i, config = queue.pop(0)
+            if isinstance(config, TeacherJob):
+                log(f"teacher {config.config.teacher.model} for {module.NAME}")
+                try:
+                    runner(config)
+                except RunFailed as exc:  # its runs fail too, each with its own row
+                    log(f"training a teacher failed: {exc}")
+                continue
+            log(f"[{i + 1}/{len(todo)}] {module.NAME} {config.condition} seed {config.seed} ({config.run_id})")
+            try:
+                record(config, runner(config))
+            except RunFailed as exc:
+                record(config, error=exc)
+
+    def phase(jobs: list[tuple[int, RunConfig | TeacherJob]]):
+        queue = list(jobs)
+        if len(runners) == 1:  # in this thread: Ctrl-C and errors surface as they happen
+            return work(runners[0], queue)
+        errors = []
+
+        def guarded(runner):
+            try:
+                work(runner, queue)
+            except BaseException as exc:  # stop the others too, and raise it in the main thread
+                errors.append(exc)
+                with lock:
+                    queue.clear()
+        threads = [threading.Thread(target=guarded, args=(r,)) for r in runners]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                t.join()
+        except BaseException:  # Ctrl-C: no new runs; leaving the with-block stops the children
+            with lock:
+                queue.clear()
+            raise
+        if errors:
+            raise errors[0]
+
+    with contextlib.ExitStack() as stack:
+        if isolate and todo:
+            for r in runners:
+                stack.enter_context(r)
+        numbered = list(enumerate(todo))
+        # runs that need no teacher keep the other cores busy while the teachers train
+        phase([(-1, t) for t in teachers] + [(i, c) for i, c in numbered if c.teacher is None])
+        phase([(i, c) for i, c in numbered if c.teacher is not None])
+    log(f"{len(todo) - len(failed)} runs trained in {(time.perf_counter() - start) / 60:.1f} min "
+         f"({len(runners)} at once)")
+    return failed
+
+
+def write_result(out: Outputs, config: RunConfig, result: dict | None, error: Exception | None, device, profile: str,
+                 keep_state: bool, command: str | None = None):
+    """A run's row (and history) in runs.csv, or a failed row that a re-run redoes; once the row is written
+    the run's resume state goes, unless kept. Called under the sweep's lock (append_row also locks the file,
+    so jobs of a Slurm array write safely to a shared folder)."""
+    rid, flat = config.run_id, config.as_dict()
+    where = records.device_name(device) if device is not None else "unknown"
+    if error is not None:  # record it, go on with the sweep
+        log(f"run {rid} failed: {error}")
+        records.append_row(out.runs, {"run_id": rid, "status": "failed", **records.flatten(flat),
+                                      "error": str(error).strip().splitlines()[-1], "rule_id": out.rule_id,
+                                      "git_commit": records.git_commit(),
+                                      "command": command or records.command_line(), "device": where})
+        return
+    row = records.make_row(flat, result, config.seed, device,
+                           {"profile": profile, "rule_id": out.rule_id, **result.get("extra", {})})
+    if command is not None:
+        row["command"] = command
+    records.write_history(out.history(rid), result["history"])
+    records.append_row(out.runs, row)
+    if not keep_state:  # the row is written: the run needs no resuming any more
+        for path in (out.state(rid), records.sum_path(out.state(rid))):
+            path.unlink(missing_ok=True)
+
+
+def log(msg: str):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def importable_name(module) -> str:
+    """The name a child process imports a finding by (also when it was started as a script)."""
+    if module.__name__ != "__main__":
+        return module.__name__
+    spec = getattr(module, "__spec__", None)
+    if spec is not None and spec.name:
+        return spec.name
+    return ".".join(Path(module.__file__).resolve().relative_to(REPO).with_suffix("").parts)
+
+
+def child_runs(module_name: str, profile: str, device: str, data_dir, out: Outputs):
+    """In the child: one thread, the finding's context (device, data, teachers) once, then `run` per config."""
+    import importlib
+    torch.set_num_threads(1)
+    module = importlib.import_module(module_name)
+    return in_process_runs(module, Context(dict(module.PROFILES[profile]), device, data_dir, out=out))
+
+
+def in_process_runs(module, ctx: Context):
+    ctx.data  # a missing dataset fails here, before any training
+
+    def run(config: RunConfig | TeacherJob):
+        try:
+            if isinstance(config, TeacherJob):  # train (or load) the teacher into the cache, nothing else
+                ctx.prepare(config)
+                return None
+            result = module.run(config, ctx)
+            result["device"] = records.device_name(ctx.device)  # as the run saw it (its thread count)
+            return result
+        except Exception as exc:
+            raise RunFailed(failure_message(exc)) from None
+    return run
