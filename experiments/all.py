@@ -66,6 +66,9 @@ def dry_run(argv: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
+    if {"-h", "--help"} & set(argv):  # the options are each finding's: see experiments/<name>.sh --help
+        print(__doc__.strip())
+        return 0
     if "--dry-run" in argv:
         try:
             return dry_run(argv)

@@ -15,10 +15,31 @@ from kd import losses
 from kd.errors import KDError, with_options
 
 
+def check_options(objective):
+    """An objective's options, checked when it is made (before any compute): every number finite, weights
+    and warm-up >= 0, a positive temperature, a known KD direction, label smoothing in [0, 1)."""
+    values = {f: getattr(objective, f) for f in objective.__dataclass_fields__ if f != "sample_weights"}
+    nonfinite = [f"{k}={v}" for k, v in values.items() if isinstance(v, float) and not math.isfinite(v)]
+    if nonfinite:
+        raise KDError(f"Loss options must be finite numbers, got {', '.join(nonfinite)}.")
+    if "temperature" in values and not values["temperature"] > 0:
+        raise KDError(f"The temperature must be > 0, got {values['temperature']}.")
+    for name in ("ce_weight", "kd_weight", "alpha", "beta", "gamma", "warmup"):
+        if name in values and values[name] < 0:
+            raise KDError(f"The loss weight {name} must be >= 0, got {values[name]}.")
+    if values.get("direction", "forward") not in ("forward", "reverse"):
+        raise KDError(f"The KD direction must be 'forward' or 'reverse', got {values['direction']!r}.")
+    if not 0 <= values.get("label_smoothing", 0.0) < 1:
+        raise KDError(f"Label smoothing must be in [0, 1), got {values['label_smoothing']}.")
+
+
 @dataclass
 class CrossEntropy:
     """Training from labels alone: teachers and scratch students."""
     label_smoothing: float = 0.0
+
+    def __post_init__(self):
+        check_options(self)
 
     def uses_teacher(self, epoch: int) -> bool:
         return False
@@ -43,6 +64,9 @@ class Distillation:
     stop_epoch: int | None = None
     sample_weights: object = None
     label_smoothing: float = 0.0
+
+    def __post_init__(self):  # every method's options, checked as it is made
+        check_options(self)
 
     def term(self, s: Tensor, t: Tensor, y: Tensor, epoch: int) -> Tensor:
         raise NotImplementedError
@@ -142,8 +166,8 @@ LOSSES = {"kd": KD, "dkd": DKD, "dist": DIST, "bkl": BKL, "ce": CrossEntropy}
 
 
 def make_objective(loss: str, epochs: int, **options):
-    """An objective by name ("ce": labels only, a scratch student), with its options checked before any
-    compute is spent."""
+    """An objective by name ("ce": labels only, a scratch student), its options checked before any compute
+    is spent (by the class as it is made; the stop epoch against the run's length here)."""
     if loss not in LOSSES:
         raise KDError(f"Unknown loss '{loss}'. Valid losses: {', '.join(LOSSES)}.")
     cls = LOSSES[loss]
@@ -152,18 +176,6 @@ def make_objective(loss: str, epochs: int, **options):
     if unknown:
         raise KDError(f"Loss '{loss}' takes no option {', '.join(unknown)}; its options are "
                       f"{', '.join(k for k in known if k != 'sample_weights')}.")
-    nonfinite = [f"{k}={v}" for k, v in options.items() if isinstance(v, float) and not math.isfinite(v)]
-    if nonfinite:
-        raise KDError(f"Loss options must be finite numbers, got {', '.join(nonfinite)}.")
-    if "temperature" in options and not options["temperature"] > 0:
-        raise KDError(f"The temperature must be > 0, got {options['temperature']}.")
-    for name in ("ce_weight", "kd_weight", "alpha", "beta", "gamma", "warmup"):
-        if name in options and options[name] < 0:
-            raise KDError(f"The loss weight {name} must be >= 0, got {options[name]}.")
-    if options.get("direction", "forward") not in ("forward", "reverse"):
-        raise KDError(f"The KD direction must be 'forward' or 'reverse', got {options['direction']!r}.")
-    if not 0 <= options.get("label_smoothing", 0.0) < 1:
-        raise KDError(f"Label smoothing must be in [0, 1), got {options['label_smoothing']}.")
     stop = options.get("stop_epoch")
     if stop is not None and not 1 <= stop <= epochs:
         raise KDError(f"The KD stop epoch must be between 1 and the last epoch ({epochs}), got {stop}.")

@@ -32,20 +32,8 @@ from kd.metrics import topk_accuracy
 from kd.models import create_model
 from kd.objectives import CrossEntropy
 from kd.recipe import Recipe
-from kd.records import (
-    REPO,
-    DamagedFile,
-    append_row,
-    atomic_save,
-    check_saved,
-    command_line,
-    config_hash,
-    copy_saved,
-    device_name,
-    git_commit,
-    load_saved,
-    sum_path,
-)
+from kd.records import (REPO, DamagedFile, append_row, atomic_save, check_saved, command_line, config_hash, copy_saved,
+                        device_name, git_commit, load_saved, sum_path)
 from kd.samplers import Shuffle
 from kd.train import fit, predict
 

@@ -17,6 +17,7 @@ def distinct_views(data, pool, seed: int, epochs: int) -> int:
 # threads than cores make torch's thread pools wait on each other.
 THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
 torch.set_num_threads(THREADS)
+os.environ["OMP_NUM_THREADS"] = str(THREADS)  # and so do the processes the tests start (the CLI, scripts)
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +38,8 @@ def fmnist():
 @pytest.fixture
 def smoke(tmp_path):
     """Run an experiment script's smoke profile (1 seed) into tmp_path; check it produced a complete grid,
-    a figure and a table with a verdict; return its rows."""
+    a figure and a table with a verdict; return its rows. The runs train in this process (the sweep's child
+    processes, one import of torch and timm each, are tested in test_harness and test_faults)."""
     import importlib
 
     import pandas as pd
@@ -47,7 +49,7 @@ def smoke(tmp_path):
     def run(name: str):
         module = importlib.import_module(f"experiments.{name}")
         code = harness.main(module, ["--profile", "smoke", "--seeds", "1", "--device", "cpu", "--results-root",
-                                     str(tmp_path), "--figures-root", str(tmp_path)])
+                                     str(tmp_path), "--figures-root", str(tmp_path)], isolate=False)
         assert code == 0
         rows = pd.read_csv(tmp_path / name / "smoke" / "runs.csv")
         assert len(rows) == len(module.grid(module.PROFILES["smoke"], 1)) and set(rows.status) == {"done"}

@@ -1,9 +1,14 @@
 """Library pieces of the fidelity findings (Stanton et al. 2021): ensemble teachers (mean probability,
 members trained once each), a student initialised between a random init and its teacher, and fidelity on
-the training data."""
+the training data; the three fidelity scripts' smoke profiles and verdict rules on made-up rows
+(tests/made_up.py)."""
+import pandas as pd
 import pytest
 import torch
 
+from experiments import fidelity_augmentation as fa
+from experiments import fidelity_ensembles as fe
+from experiments import fidelity_optimisation as fo
 from kd.config import RunConfig, base_config
 from kd.errors import KDError
 from kd.metrics import ensemble_logits
@@ -11,6 +16,7 @@ from kd.models import blend_into, create_model
 from kd.recipe import Recipe
 from kd.run import Context, distill, train_fidelity
 from kd.teachers import teacher_folder
+from tests.made_up import NOISE, OFFSET
 
 RECIPE = Recipe(epochs=1, batch_size=64, lr=0.05)
 P = {"dataset": "fashion_mnist", "pool_fraction": 0.01, "student": "resnet8", "student_width": 0.5,
@@ -118,3 +124,105 @@ def test_fidelity_augmentation_smoke_distils_every_policy_from_one_cached_teache
     assert forwards["crop + flip"] <= rows.samples.iloc[0] and forwards["+ rotation"] <= rows.samples.iloc[0]
     assert rows.final_train_clean_agreement.between(0, 100).all()
     assert (rows.teacher_mflops == rows.student_mflops).all() and rows.student_mflops.gt(1).all()  # self-distillation
+
+
+# ------------------------------------------------------------------------------------------ fidelity: the verdict rule on made-up rows
+def fidelity_rows(values: dict, seeds=5, noise=NOISE, drop=()):
+    """condition -> {column: mean}, per seed with a shared offset and a little noise per column."""
+    offset = OFFSET[:seeds]
+    rows = []
+    for i, (c, means) in enumerate(values.items()):
+        if c in drop:
+            continue
+        for s in range(seeds):
+            rows.append({"condition": c, "seed": s, **{k: m + offset[s] / 3 + noise[(s + i + j) % 5]
+                                                        for j, (k, m) in enumerate(means.items())}})
+    return pd.DataFrame(rows)
+
+
+def ensembles(acc=(80.0, 81.5, 82.0, 83.0), test=(93.0, 93.2, 92.8), train=95.0, **kw):
+    a0, a1, a3, a5 = acc
+    values = {"scratch": {"final_test_top1": a0}}
+    for label, a, t in (("1 teacher", a1, test[0]), ("3 teachers", a3, test[1]), ("5 teachers", a5, test[2])):
+        values[label] = {"final_test_top1": a, "final_test_agreement": t, "final_train_clean_agreement": train}
+    return fe.verdict_for(fidelity_rows(values, **kw))[0]
+
+
+def test_fidelity_ensembles_reproduced():
+    assert ensembles(noise=NOISE / 4) == "reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(acc=(82.0, 80.0, 81.0, 81.5)),           # the distilled student is worse than scratch
+    dict(train=99.9, test=(99.8, 99.8, 99.8)),    # a perfect match
+    dict(test=(90.0, 92.0, 94.0)),                # agreement rises with the ensemble
+])
+def test_fidelity_ensembles_not_reproduced(change):
+    assert ensembles(**change) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(noise=6 * NOISE),                        # too noisy
+    dict(acc=(80.0, 81.5, 81.5, 81.6), noise=NOISE / 4),  # the ensemble does not help accuracy
+    dict(seeds=1),                                # one seed
+    dict(drop=("5 teachers",)),                   # a missing condition
+])
+def test_fidelity_ensembles_inconclusive(change):
+    assert ensembles(**change) == "inconclusive"
+
+
+def optimisation(curve=(90.0, 90.5, 92.0, 94.0, 96.0, 98.5, 99.5), longer=(91.0, 91.5), **kw):
+    values = {fo.label(lam): {"final_train_clean_agreement": a} for lam, a in zip(fo.LAMBDAS, curve)}
+    values.update({fo.label(0.0, t): {"final_train_clean_agreement": a} for t, a in zip(fo.LONGER, longer)})
+    return fo.verdict_for(fidelity_rows(values, **kw))[0]
+
+
+def test_fidelity_optimisation_reproduced():
+    assert optimisation(noise=NOISE / 4) == "reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(curve=(90.0, 90.5, 92.0, 94.0, 96.0, 96.5, 97.0), longer=(98.0, 99.9)),  # longer training does better
+    dict(curve=(99.5, 98.0, 97.0, 96.0, 95.0, 93.0, 90.0)),  # the teacher's init hurts agreement
+])
+def test_fidelity_optimisation_not_reproduced(change):
+    assert optimisation(**change) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(curve=(90.0, 90.5, 92.0, 94.0, 96.0, 96.0, 96.5), noise=NOISE / 4),  # lambda 1 is not near-perfect
+    dict(seeds=1),
+    dict(drop=(fo.label(0.0, 4),)),
+])
+def test_fidelity_optimisation_inconclusive(change):
+    assert optimisation(**change) == "inconclusive"
+
+
+def augmentation(test=(93.0, 93.2, 94.5, 94.3), train=(96.0, 95.5, 95.0, 94.0), **kw):
+    """Test and train agreement of crop + flip, + rotation, + MixUp, all combined."""
+    values = {policy: {"final_test_agreement": t, "final_train_clean_agreement": a}
+              for policy, t, a in zip(fa.POLICIES, test, train)}
+    return fa.verdict_for(fidelity_rows(values, **kw))[0]
+
+
+def test_fidelity_augmentation_reproduced():
+    assert augmentation(noise=NOISE / 4) == "reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(test=(94.0, 94.0, 92.5, 93.0)),          # MixUp lowers test agreement
+    dict(train=(94.0, 95.0, 95.5, 96.0)),         # heavier augmentation raises train agreement
+    dict(test=(93.0, 95.5, 94.0, 94.0)),          # rotation beats MixUp
+])
+def test_fidelity_augmentation_not_reproduced(change):
+    assert augmentation(**change) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(noise=6 * NOISE),                        # too noisy
+    dict(test=(93.0, 93.0, 93.1, 93.0), noise=NOISE / 4),  # MixUp moves nothing
+    dict(seeds=1),
+    dict(drop=("+ MixUp",)),
+])
+def test_fidelity_augmentation_inconclusive(change):
+    assert augmentation(**change) == "inconclusive"

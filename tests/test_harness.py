@@ -7,15 +7,11 @@ import pytest
 import torch
 
 from experiments import kdas_finding3 as f3
-from experiments import kdas_finding4 as f4
 from experiments.findings import FINDINGS
 from kd import analysis, harness, records
 from kd.analysis import Outputs
 from kd.config import RunConfig
-from kd.costs import MeasuredCosts, estimate_seconds, teachers_to_train
 from kd.data import TensorData
-from kd.datasets import DATASETS
-from kd.errors import KDError
 from kd.run import Context
 
 
@@ -103,7 +99,7 @@ def test_failed_runs_are_recorded_and_redone(tmp_path, monkeypatch):
     rows = pd.read_csv(out_of(tmp_path).runs)
     assert rows.set_index("condition").loc["random", "status"] == "failed"
     monkeypatch.setattr(f3, "run", real_run)
-    assert main(tmp_path, "--seeds", "1") == 0
+    assert main(tmp_path, "--seeds", "1", isolate=False) == 0
     rows = pd.read_csv(out_of(tmp_path).runs)
     assert len(rows) == 12 and set(rows.status) == {"done"}
 
@@ -116,7 +112,7 @@ def test_plot_only_and_dry_run_train_nothing(tmp_path, monkeypatch, capsys):
     assert "24 runs, 0 done, 24 to run" in listing and "per_class:medium" in listing and "estimated" in listing
     assert not (tmp_path / "results").exists()
 
-    assert main(tmp_path, "--seeds", "1") == 0
+    assert main(tmp_path, "--seeds", "1", isolate=False) == 0
     out = out_of(tmp_path)
     out.figure.unlink()
     out.table.unlink()
@@ -188,45 +184,6 @@ def test_every_verdict_rule_says_what_noise_is(name):
     assert any(words in rule for words in noise) and "not reproduced:" in rule, rule
 
 
-def test_rows_are_identical_for_any_number_of_jobs(tmp_path):
-    """One thread per run in its own process: --jobs 1 and --jobs 2 give the same numbers, bit for bit (on
-    Finding 4's grid: 5 runs, half of Finding 3's)."""
-    metrics = {}
-    for jobs in (1, 2):
-        argv = ["--profile", "smoke", "--seeds", "1", "--device", "cpu", "--jobs", str(jobs),
-                "--results-root", str(tmp_path / f"jobs{jobs}"), "--figures-root", str(tmp_path / f"jobs{jobs}")]
-        assert harness.main(f4, argv) == 0
-        rows = pd.read_csv(tmp_path / f"jobs{jobs}" / f4.NAME / "smoke" / "runs.csv").set_index("run_id").sort_index()
-        assert (rows.status == "done").all() and rows.rule_id.nunique() == 1
-        assert rows.device.str.startswith("cpu (1 threads").all()  # one thread per run, whatever --jobs
-        metrics[jobs] = rows.filter(regex="^(final|best)_|^samples$").drop(columns=["final_epoch_s", "best_epoch_s"])
-    pd.testing.assert_frame_equal(metrics[1], metrics[2], check_exact=True)
-    assert len(metrics[1]) == len(f4.grid(f4.PROFILES["smoke"], 1))
-
-
-def test_runs_without_a_teacher_fill_the_cores_while_teachers_train(tmp_path, monkeypatch):
-    """The sweep's first phase trains the teachers and, beside them, the runs that need none (scratch
-    students); the distilled runs follow."""
-    import types
-
-    from experiments import vanillakd_data_scale as vkd
-    order = []
-    monkeypatch.setattr(Context, "prepare", lambda self, job: order.append("teacher"))
-
-    def run(config, ctx):
-        order.append("scratch" if config.teacher is None else "distilled")
-        raise ValueError("not trained in this test")
-    module = types.SimpleNamespace(**{k: getattr(vkd, k) for k in ("NAME", "TITLE", "CLAIM", "PROFILES",
-                                                                    "grid", "report", "verdict_for", "RULE")},
-                                   run=run, __name__="fake")
-    argv = ["--profile", "smoke", "--seeds", "1", "--device", "cpu", "--results-root", str(tmp_path),
-            "--figures-root", str(tmp_path)]
-    assert harness.main(module, argv, isolate=False) == 1  # every run failed, by design
-    scratch = order.count("scratch")
-    assert scratch == 2 and order[:1 + scratch] == ["teacher"] + ["scratch"] * scratch
-    assert set(order[1 + scratch:]) == {"distilled"}
-
-
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_every_paper_grid_is_valid_and_its_short_form_too(name):
     """Every paper config passes the checks a sweep makes before any compute (a shortened control once asked
@@ -237,63 +194,6 @@ def test_every_paper_grid_is_valid_and_its_short_form_too(name):
     module = importlib.import_module(f"experiments.{name}")
     assert harness.planned_runs(module, dict(module.PROFILES["paper"]), 1)
     assert harness.planned_runs(module, short_profile(module.PROFILES["paper"]), 1)
-
-
-class _FlatCost(dict):
-    """Every per-sample cost is 1 ms: the GPU-hours are then samples x 1 ms, checkable by hand."""
-    read_only = True
-
-    def __contains__(self, key):
-        self.setdefault(key, 1e-3)
-        return True
-
-
-def test_dry_run_prices_gpu_hours_from_measured_costs(tmp_path, monkeypatch, capsys):
-    """A dry run on a machine without a GPU gives the GPU-hours from per-sample costs measured on one
-    (results/benchmarks/per_sample_costs.csv): training samples x epochs, plus one teacher forward per
-    distinct view, each at its measured cost; a missing cost is named, never guessed."""
-    import importlib
-    module = importlib.import_module("experiments.early_stopped_teachers")
-    args = harness.parse_args(module, ["--profile", "paper", "--device", "cpu", "--results-root", str(tmp_path)])
-    p, _, configs, todo, _ = harness.plan(module, args)
-    flat, gpu = _FlatCost(), torch.device("cuda")
-    teachers = list(teachers_to_train(todo, p, args).values())
-    expected = sum(estimate_seconds(c, gpu, flat) for c in todo + teachers) / 3600
-    size = DATASETS["cifar10"]
-    first = todo[0]
-    n, epochs = first.train_size, first.recipe.epochs
-    by_hand = (n * epochs + n * size.views * (1 - (1 - 1 / size.views) ** epochs)) * 1e-3  # steps, teacher views
-    assert estimate_seconds(first, gpu, flat) == pytest.approx(by_hand)
-    costs = tmp_path / "per_sample_costs.csv"
-    monkeypatch.setattr("kd.costs.GPU_COSTS", costs)
-    rows = [{"device": "Test GPU", "dataset": k[0], "model": k[1], "width": k[2], "train_step": k[3], "batch": k[4],
-             "seconds_per_sample": v} for k, v in flat.items()]
-    pd.DataFrame(rows[1:]).to_csv(costs, index=False)  # one cost missing
-    harness.dry_run(module, args, p, configs, todo)
-    assert "no measured Test GPU cost for" in capsys.readouterr().out
-    pd.DataFrame(rows).to_csv(costs, index=False)
-    harness.dry_run(module, args, p, configs, todo)
-    out = capsys.readouterr().out
-    assert f"{expected:.1f} GPU-hours on one Test GPU" in out
-    assert f"a Slurm array of {len(todo)} runs after {len(teachers)} teacher jobs" in out
-
-
-def test_measured_costs_are_the_median_of_the_latest_gpus_measurements(tmp_path):
-    """One timing of a small model on a GPU is noisy, so a cost is the median of its measurements on the
-    GPU measured last (another GPU's rows are not mixed in), and a weights tag does not make a new model."""
-    key = ("cifar10", "resnet20", 1.0, True, 64)
-    rows = [("Old GPU", "resnet20", 9.0), ("Test GPU", "resnet20", 1.0), ("Test GPU", "resnet20", 2.0),
-            ("Test GPU", "resnet20", 5.0), ("Test GPU", "resnet34.tv_in1k", 3.0)]
-    costs = tmp_path / "per_sample_costs.csv"
-    pd.DataFrame([{"device": d, "dataset": "cifar10", "model": m, "width": 1.0, "train_step": True, "batch": 64,
-                   "seconds_per_sample": s} for d, m, s in rows]).to_csv(costs, index=False)
-    measured = MeasuredCosts(costs)
-    assert measured.device == "Test GPU" and measured == {key: 2.0, ("cifar10", "resnet34", 1.0, True, 64): 3.0}
-    damaged = costs.read_text().replace(",64,2.0\n", ",64,n/a\n").replace(",64,5.0\n", ",64,0\n")
-    costs.write_text(damaged)
-    with pytest.raises(KDError, match=r"damaged: seconds_per_sample is not a positive number on line\(s\) 4, 5\."):
-        MeasuredCosts(costs)
-    assert costs.read_text() == damaged
 
 
 def test_published_teachers_let_a_fresh_clone_distil_from_the_same_weights(tmp_path, monkeypatch, capfd):

@@ -1,187 +1,17 @@
 """KDAS: the sampler picks exactly the top-K by KL_TS, schedules give the expected ratios, quality weights
 are 1 inside the band and gamma far outside, the per-enlarged-batch variant keeps exactly B per enlarged
-batch, and every KDAS script passes its smoke profile."""
+batch, and every KDAS script passes its smoke profile; the verdict rules of the five KDAS findings on
+made-up rows (tests/made_up.py)."""
+import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from kd.config import RunConfig, base_config
-from kd.data import Batch
-from kd.errors import KDError
-from kd.losses import kl_tg, kl_ts
-from kd.objectives import DIST, DKD, KD, QualityWeights
-from kd.recipe import Recipe
-from kd.samplers import KDAS, exclusion_schedule, make_kdas, period_schedule, ratio_schedule
-
-C = 5
-
-
-class Probe:
-    """Student logits c_i * e_0 against a uniform teacher: KL(P_S || P_T) grows with c_i."""
-
-    def __init__(self, strength: torch.Tensor):
-        self.s = torch.zeros(len(strength), C)
-        self.s[:, 0] = strength
-
-    def student(self, idx):
-        return self.s[idx]
-
-    def teacher_clean(self, idx):
-        self.teacher_calls = getattr(self, "teacher_calls", 0) + 1
-        return torch.zeros(len(idx), C)
-
-    num_classes = C
-
-    def labels(self, idx):
-        return idx % C
-
-
-def selected(sampler, epoch, probe):
-    return set(torch.cat(sampler.plan(epoch, probe)).tolist())
-
-
-def test_kl_ts_grows_with_the_constructed_strength():
-    s = Probe(torch.arange(6.0)).s
-    assert (kl_ts(s, torch.zeros(6, C)).diff() > 0).all()
-
-
-def test_sampler_keeps_exactly_the_top_k_and_skips_outliers():
-    g = torch.Generator().manual_seed(0)
-    strength = torch.randperm(60, generator=g).float() / 10  # small enough not to saturate the softmax
-    pool = torch.arange(0, 60, 3)  # dataset indices 0, 3, ..., 57
-    probe = Probe(strength)
-    best = pool[strength[pool].argsort(descending=True)]
-    top = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.3, end=0.3)
-    assert selected(top, 1, probe) == set(best[:6].tolist())
-    skipping = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.3, end=0.3, exclude=0.1)
-    assert selected(skipping, 1, probe) == set(best[2:8].tolist())
-    random = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.3, end=0.3, random=True)
-    assert len(selected(random, 1, probe)) == 6 and selected(random, 1, probe) <= set(pool.tolist())
-
-
-def test_balanced_selection_keeps_the_top_k_of_every_class_and_records_the_class_mix():
-    pool = torch.arange(50)
-    probe = Probe(torch.arange(50.0) / 10)  # KL_TS grows with the index: the global top 20% is 40..49
-    plain = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.2, end=0.2)
-    assert selected(plain, 1, probe) == set(range(40, 50))
-    assert plain.facts() == {"selected": 10, "selected_per_class": "2 2 2 2 2"}  # labels are index % 5
-    skewed = Probe(torch.where(torch.arange(50) % C == 0, 10.0, 0.0) + torch.arange(50.0) / 100)
-    assert {i % C for i in selected(plain, 2, skewed)} == {0}  # class 0 alone is the top 20%...
-    assert plain.facts()["selected_per_class"] == "10 0 0 0 0"
-    balanced = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.2, end=0.2, balanced=True)
-    assert selected(balanced, 1, skewed) == set(range(40, 50))  # ...balanced keeps each class's top 20%
-    assert balanced.facts()["selected_per_class"] == "2 2 2 2 2"
-
-
-def test_the_teachers_clean_logits_are_computed_once_per_run():
-    probe = Probe(torch.arange(20.0) / 4)
-    sampler = make_kdas(torch.arange(20), 4, seed=0, epochs=10, ratio="constant", start=0.5, end=0.5, period=1)
-    for epoch in range(1, 5):
-        sampler.plan(epoch, probe)
-    assert probe.teacher_calls == 1
-
-
-def test_selection_is_cached_between_reselections():
-    pool = torch.arange(20)
-    sampler = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.25, end=0.25, period=2)
-    first = selected(sampler, 1, Probe(torch.arange(20.0) / 4))
-    assert first == set(range(15, 20))
-    reversed_probe = Probe(torch.arange(20.0).flip(0) / 4)  # the student changed: now 0..4 are furthest
-    assert selected(sampler, 2, reversed_probe) == first           # not a re-selection epoch
-    assert selected(sampler, 3, reversed_probe) == set(range(5))   # re-selected with the changed student
-
-
-def test_ratio_schedules_first_and_last_epochs():
-    for kind in ("linear", "cosine"):
-        ratio = ratio_schedule(kind, 0.6, 0.4, epochs=240)
-        assert ratio(1) == pytest.approx(0.6) and ratio(240) == pytest.approx(0.4)
-        assert all(ratio(e) >= ratio(e + 1) - 1e-12 for e in range(1, 240))
-    up = ratio_schedule("linear", 0.4, 0.6, 10)
-    assert (up(1), up(10)) == (pytest.approx(0.4), pytest.approx(0.6))
-    # the paper's K(t) = max(K_min, K_init - alpha * t) with alpha reaching K_min at the last epoch
-    linear = ratio_schedule("linear", 0.6, 0.4, 11)
-    assert all(linear(t + 1) == pytest.approx(max(0.4, 0.6 - 0.02 * t)) for t in range(11))
-    assert ratio_schedule("constant", 0.5, 0.5, 10)(7) == 0.5
-    warm = ratio_schedule("cosine", 0.6, 0.4, 20, warmup=5)
-    assert [warm(e) for e in (1, 5)] == [1.0, 1.0] and warm(6) == pytest.approx(0.6) and warm(20) == pytest.approx(0.4)
-    with pytest.raises(KDError):
-        ratio_schedule("linear", 0.0, 0.4, 10)
-
-
-def test_official_period_and_exclusion_schedules():
-    is_sampling = period_schedule([1, 3, 5, 10], epochs=240)
-    epochs = [e for e in range(1, 241) if is_sampling(e)]
-    assert epochs[:3] == [1, 2, 3] and 61 in epochs and 62 not in epochs and 64 in epochs
-    assert len(epochs) == 60 + 20 + 12 + 6
-    excluded = exclusion_schedule(0.05, 240)
-    assert excluded(150) == 0.05 and excluded(195) == pytest.approx(0.025) and excluded(240) == 0.0
-
-
-def test_quality_weights_one_inside_the_band_gamma_far_outside():
-    torch.manual_seed(0)
-    y = torch.zeros(100, dtype=torch.long)
-    t = torch.zeros(100, C)
-    t[:, 0] = torch.linspace(-4, 8, 100)  # KL_TG falls as the target logit grows
-    q = kl_tg(t, y)
-    lo, hi = torch.quantile(q, torch.tensor([0.2, 0.8]))
-    w = QualityWeights(gamma=0.5)(t, y, epoch=5)
-    inside = (q >= lo) & (q <= hi)
-    assert torch.all(w[inside] == 1) and inside.sum() >= 58
-    far = (q < lo - 0.01) | (q > hi + 0.01)
-    assert torch.all(w[far] == 0.5)
-    gentle = QualityWeights(gamma=0.0, lam=1.0)(t, y, epoch=5)  # weights fall linearly with the distance
-    assert torch.allclose(gentle[~inside], (1 - ((lo - q).clamp(min=0) + (q - hi).clamp(min=0)))[~inside].clamp(0, 1))
-    ramped = QualityWeights(gamma=0.0, lam=1.0, ramp=4)
-    assert torch.allclose(1 - ramped(t, y, 1), (1 - gentle) / 4)
-    assert torch.all(QualityWeights(start=3)(t, y, epoch=3) == 1)
-
-
-def test_weights_compose_with_kd_dkd_and_dist():
-    torch.manual_seed(0)
-    s, t, y = torch.randn(16, C), torch.randn(16, C), torch.randint(0, C, (16,))
-    for objective in (KD(), DKD(warmup=1), DIST()):
-        plain = objective(s, t, y, None, 5)["kd"]
-        objective.sample_weights = lambda t_, y_, e: torch.ones(len(y_))
-        assert torch.allclose(objective(s, t, y, None, 5)["kd"], plain)
-        objective.sample_weights = QualityWeights()
-        weighted = objective(s, t, y, None, 5)["kd"]
-        assert torch.isfinite(weighted) and weighted <= plain + 1e-6
-
-
-def test_per_enlarged_batch_selection_keeps_exactly_b():
-    pool = torch.arange(22)
-    sampler = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.5, end=0.5, mode="batch", period=2)
-    plan = sampler.plan(1, probe=None)
-    assert [len(b) for b in plan] == [8, 8, 6]
-    model = torch.nn.Identity()  # logits = inputs, so we choose each sample's KL_TS
-    kept = []
-    for idx in plan:
-        x = torch.zeros(len(idx), C)
-        x[:, 0] = idx.float()  # larger dataset index, larger KL_TS
-        batch, t = sampler.select(1, Batch(x, idx % C, idx, None), torch.zeros(len(idx), C), model)
-        assert len(batch.y) == (4 if len(idx) > 4 else len(idx)) and len(t) == len(batch.y)
-        assert set(batch.idx.tolist()) == set(idx[idx.float().argsort(descending=True)[:4]].tolist())
-        kept += batch.idx.tolist()
-    assert set(sampler.selected.tolist()) == set(kept) and len(kept) == 4 + 4 + 4
-    counts = torch.bincount(torch.tensor(kept) % C, minlength=C).tolist()
-    assert sampler.facts() == {"selected": 12, "selected_per_class": " ".join(map(str, counts))}
-    later = sampler.plan(2, probe=None)  # not a re-selection epoch: the kept samples, in batches of B
-    assert sorted(torch.cat(later).tolist()) == sorted(kept) and [len(b) for b in later] == [4, 4, 4]
-    assert [len(b) for b in sampler.plan(3, probe=None)] == [8, 8, 6]  # re-selection: enlarged batches again
-
-
-def test_bad_kdas_options_are_clear_errors():
-    with pytest.raises(KDError, match="mode"):
-        KDAS(torch.arange(4), 2, 0, lambda e: 0.5, lambda e: True, mode="local")
-    with pytest.raises(KDError, match="Class-balanced KDAS selection ranks the whole pool"):
-        make_kdas(torch.arange(4), 2, 0, 10, mode="batch", balanced=True)
-    with pytest.raises(KDError, match="gamma"):
-        QualityWeights(gamma=2.0)
-    p = {"dataset": "fashion_mnist", "student": "resnet8", "teacher": "resnet8", "teacher_recipe": Recipe(),
-         "recipe": Recipe()}
-    config = base_config("test", p, "kdas", 0, sampler={"ratio": "linear", "spead": 1})
-    with pytest.raises(KDError, match="Bad KDAS sampler options"):
-        RunConfig.from_dict(config).check()
+from experiments import kdas_finding1 as f1
+from experiments import kdas_finding2 as f2
+from experiments import kdas_finding3 as f3
+from experiments import kdas_finding4 as f4
+from experiments import kdas_method as km
+from tests.made_up import NOISE, OFFSET
 
 
 @pytest.mark.parametrize("profile", ["cpu", "paper"])
@@ -218,3 +48,172 @@ def test_finding1_smoke_records_the_class_mix_of_every_selection(smoke, tmp_path
     mix = pd.read_csv(next(tmp_path.rglob(f"histories/{balanced.run_id}.csv"))).selected_per_class.iloc[-1].split()
     assert max(map(int, mix)) - min(map(int, mix)) <= 1  # the smoke pool is class-balanced: so is the selection
     assert (rows.student_mflops > 0).all() and (rows.teacher_mflops > 0).all()
+
+
+# ------------------------------------------------------------------------------------------ KDAS Finding 3: the verdict rule on made-up rows
+STEPS = f3.EQUAL_STEPS
+
+
+def f3_rows(all_=80.0, low=78.0, medium=80.0, high=78.0, seeds=5, noise=NOISE, drop=()):
+    """One pair's runs: per seed a shared offset (paired designs cancel it) plus the condition's mean."""
+    offset = OFFSET[:seeds]
+    means = {"all": all_, f"per_class:low{STEPS}": low, f"per_class:medium{STEPS}": medium,
+             f"per_class:high{STEPS}": high}
+    rows = [{"pair": "t->s", "condition": c, "seed": s, "final_test_top1": m + offset[s] + noise[(s + i) % 5]}
+            for i, (c, m) in enumerate(means.items()) if c not in drop for s in range(seeds)]
+    return pd.DataFrame(rows)
+
+
+def verdict(rows):
+    return f3.verdict_for(rows, "per_class", STEPS)[0]
+
+
+def test_kdas_f3_reproduced():
+    assert verdict(f3_rows()) == "reproduced"
+
+
+@pytest.mark.parametrize("change", [dict(medium=77.0), dict(low=82.0), dict(high=82.0)])
+def test_kdas_f3_not_reproduced(change):
+    assert verdict(f3_rows(**change)) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(medium=79.6, noise=4 * NOISE),  # neither shown within the margin of all nor worse than all
+    dict(low=79.9),            # low ties medium
+    dict(seeds=1),             # one seed: no noise estimate
+    dict(drop=(f"per_class:high{STEPS}",)),  # a missing condition
+])
+def test_kdas_f3_inconclusive(change):
+    assert verdict(f3_rows(**change)) == "inconclusive"
+
+
+def test_kdas_f3_ci_touching_zero_is_not_a_direction():
+    _, c = f3.verdict_for(f3_rows(low=79.7, noise=np.array([0.6, -0.5, 0.2, -0.6, 0.3])), "per_class", STEPS)
+    low = c["low vs medium"]
+    assert low.interval()[0] < 0 < low.interval()[1] and low.outcome == "within noise"
+
+
+def test_kdas_f3_outside_the_regime_is_inconclusive(tmp_path, monkeypatch):
+    rows = f3_rows()
+    rows["kl_tg_min"] = rows["kl_tg_max"] = rows["top_class_share"] = 0.1
+    rows["train_size"], rows["samples"] = 100, 1000
+    rows["teacher_test_top1"], rows["teacher_train_top1"] = 90.0, 99.0
+    rows["teacher_last_quarter_gain"], rows["student_last_quarter_gain"] = 0.1, 0.1
+    out = f3.Outputs(tmp_path, tmp_path / "f.png")
+    p = {"regime": {"max_gain": 0.3, "min_train_gap": 2.0}, "kl_direction": "paper"}
+    monkeypatch.setattr(f3, "plot", lambda *a: None)  # the figure needs the ranking file; the verdict not
+    assert f3.report(rows, p, out) == "reproduced"
+    rows["student_last_quarter_gain"] = 1.0  # the student was still learning
+    assert f3.report(rows, p, out) == "inconclusive"
+    assert "| **no** |" in out.table.read_text()
+
+
+# ------------------------------------------------------------------------------------------ KDAS Finding 1: the verdict rule on made-up rows
+def f1_verdict(top=(80.0, 80.1, 80.0), random=(79.0, 79.0, 79.0), all_=80.0, seeds=5, noise=NOISE, drop=()):
+    """'all' and, for k = 40 / 60 / 80%, top-k and random-k per seed (shared offsets, a little noise)."""
+    offset = OFFSET[:seeds]
+    means = {"all": all_}
+    for k, t, r in zip(f1.CLAIM_RATIOS, top, random):
+        means.update({f1.label(k): t, f1.label(k, "random"): r})
+    rows = pd.DataFrame([{"condition": c, "seed": s, "final_test_top1": m + offset[s] + noise[(s + i) % 5]}
+                         for i, (c, m) in enumerate(means.items()) if c not in drop for s in range(seeds)])
+    return f1.verdict_for(rows)[0]
+
+
+def test_kdas_f1_reproduced():
+    assert f1_verdict(noise=NOISE / 4) == "reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(top=(77.0, 80.0, 80.0)),                 # top 40% falls below all samples
+    dict(random=(80.0, 82.0, 80.0), noise=NOISE / 4),  # random 60% beats top 60%
+])
+def test_kdas_f1_not_reproduced(change):
+    assert f1_verdict(**change) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(noise=6 * NOISE),                        # too noisy: non-inferiority not shown, nothing worse
+    dict(seeds=1),
+    dict(drop=(f1.label(0.8),)),
+])
+def test_kdas_f1_inconclusive(change):
+    assert f1_verdict(**change) == "inconclusive"
+
+
+# ------------------------------------------------------------------------------------------ KDAS Finding 2: the verdict rule on made-up rows
+def f2_verdict(decreasing=82.0, rivals=(80.0, 80.5, 81.0, 79.0), seeds=5, noise=NOISE, drop=()):
+    """decreasing 60->40% and its four rivals (fixed 40 / 50 / 60%, increasing) per seed."""
+    offset = OFFSET[:seeds]
+    means = {f2.DECREASING: decreasing, **dict(zip(f2.RIVALS, rivals))}
+    rows = pd.DataFrame([{"condition": c, "seed": s, "final_test_top1": m + offset[s] + noise[(s + i) % 5]}
+                         for i, (c, m) in enumerate(means.items()) if c not in drop for s in range(seeds)])
+    return f2.verdict_for(rows)[0]
+
+
+def test_kdas_f2_reproduced():
+    assert f2_verdict() == "reproduced"
+
+
+@pytest.mark.parametrize("change", [dict(rivals=(80.0, 80.5, 84.0, 79.0)), dict(rivals=(80.0, 80.5, 81.0, 84.0))])
+def test_kdas_f2_not_reproduced(change):
+    assert f2_verdict(**change) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [
+    dict(rivals=(80.0, 82.0, 81.0, 79.0)),        # fixed 50% ties the decreasing schedule
+    dict(noise=6 * NOISE, rivals=(81.5, 81.5, 81.5, 81.5)),
+    dict(seeds=1),
+    dict(drop=("fixed 50%",)),
+])
+def test_kdas_f2_inconclusive(change):
+    assert f2_verdict(**change) == "inconclusive"
+
+
+# ------------------------------------------------------------------------------------------ KDAS Finding 4: the verdict rule on made-up rows
+def f4_verdict(kd=80.0, paper=81.5, release=81.0, seeds=5, noise=NOISE, drop=()):
+    offset = OFFSET[:seeds]
+    means = {"kd": kd, f4.PAPER_CONDITION: paper, f4.RELEASE_CONDITION: release}
+    rows = pd.DataFrame([{"condition": c, "seed": s, "final_test_top1": m + offset[s] + noise[(s + i) % 5]}
+                         for i, (c, m) in enumerate(means.items()) if c not in drop for s in range(seeds)])
+    return f4.verdict_for(rows)[0]
+
+
+def test_kdas_f4_reproduced():
+    assert f4_verdict() == "reproduced"
+
+
+def test_kdas_f4_not_reproduced():
+    assert f4_verdict(paper=78.5) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [dict(paper=80.1), dict(release=78.0), dict(seeds=1),
+                                    dict(drop=(f4.RELEASE_CONDITION,))])
+def test_kdas_f4_inconclusive(change):
+    assert f4_verdict(**change) == "inconclusive"
+
+
+# ------------------------------------------------------------------------------------------ KDAS method: the verdict rule on made-up rows
+def method_verdict(acc=(80.0, 80.2), cpu=(100.0, 70.0), seeds=5, noise=NOISE, drop=()):
+    """KD and KD + KDAS per seed: test top-1 and CPU seconds (the latter with 1% noise per seed)."""
+    offset = OFFSET[:seeds]
+    rows = pd.DataFrame([{"condition": c, "seed": s, "final_test_top1": a + offset[s] + noise[(s + i) % 5],
+                          "cpu_s": t * (1 + noise[(s + 2 * i) % 5] / 30)}
+                         for i, (c, a, t) in enumerate(zip(("KD", "KD + KDAS"), acc, cpu)) if c not in drop
+                         for s in range(seeds)])
+    return km.verdict_for(rows)[0]
+
+
+def test_kdas_method_reproduced():
+    assert method_verdict() == "reproduced"
+
+
+@pytest.mark.parametrize("change", [dict(acc=(80.0, 78.0)), dict(cpu=(100.0, 115.0))])
+def test_kdas_method_not_reproduced(change):
+    assert method_verdict(**change) == "not reproduced"
+
+
+@pytest.mark.parametrize("change", [dict(cpu=(100.0, 95.0)),  # saves time, but less than 10%
+                                    dict(noise=6 * NOISE), dict(seeds=1), dict(drop=("KD + KDAS",))])
+def test_kdas_method_inconclusive(change):
+    assert method_verdict(**change) == "inconclusive"

@@ -17,10 +17,13 @@ SCRIPTS = sorted(p.stem for p in (REPO / "experiments").glob("*.sh"))
 
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_the_shell_script_runs_from_another_folder(name, tmp_path):
-    out = subprocess.run(["bash", str(REPO / "experiments" / f"{name}.sh"), "--profile", "smoke", "--dry-run",
-                          "--results-root", str(tmp_path)], cwd=tmp_path, capture_output=True, text=True)
+    """Each wrapper runs its own module of this checkout from anywhere (what a dry run prints is tested in
+    test_harness and test_all; here the command line answers, which costs one import)."""
+    out = subprocess.run(["bash", str(REPO / "experiments" / f"{name}.sh"), "--help"], cwd=tmp_path,
+                         capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith(f"{name} --profile smoke: ") and "estimated" in out.stdout
+    expected = "Every finding in turn" if name == "all" else f"usage: experiments/{name}.sh"
+    assert out.stdout.startswith(expected)
 
 
 def test_python_runs_a_finding_file_as_its_module(tmp_path):

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from kd.analysis import contrast, decide
@@ -105,3 +106,14 @@ def test_identical_differences_are_certain():
 def test_a_missing_condition_is_no_evidence():
     c, = decide({"x": contrast(seeds([]), seeds([70.0, 71.0]))}).values()
     assert math.isnan(c.p) and c.outcome == "within noise"
+
+
+def test_a_teacher_not_trained_here_is_na_in_the_regime_but_an_unmeasured_student_is_not_met():
+    from kd import analysis
+    rows = pd.DataFrame({"condition": ["KD"] * 2, "teacher_test_top1": 80.0, "teacher_train_top1": np.nan,
+                         "teacher_last_quarter_gain": np.nan, "student_last_quarter_gain": [0.1, 0.2]})
+    criterion = {"max_gain": 0.3, "min_train_gap": 2.0}
+    met, block = analysis.regime(rows, criterion, "KD")
+    assert met and block.count("| n/a |") == 2
+    met, block = analysis.regime(rows.assign(student_last_quarter_gain=np.nan), criterion, "KD")
+    assert not met

@@ -88,20 +88,6 @@ def test_a_retrain_for_a_missing_snapshot_leaves_nothing_of_the_old_weights(fmni
     assert sum("training teacher" in m for m in messages) == 1  # all there now: no third training
 
 
-def test_a_sweep_prepares_each_teacher_once_with_every_snapshot_its_runs_need():
-    from kd.config import RunConfig, base_config, teacher_jobs
-    p = {"dataset": "fashion_mnist", "student": "resnet8", "teacher": "resnet8", "teacher_width": 0.5,
-         "teacher_recipe": RECIPE, "recipe": RECIPE}
-    config = base_config("test", p, "kd", 0)
-    todo = [{**config, "teacher": {**config["teacher"], "epoch": e}, "seed": s} for e in (None, 2, 1) for s in (0, 1)]
-    todo.append({**config, "teacher": {**config["teacher"], "seed": 1}})
-    todo.append({**config, "teacher": None})
-    jobs = teacher_jobs([RunConfig.from_dict(c) for c in todo])
-    assert [job.config.teacher.seed for job in jobs] == [0, 1]
-    assert jobs[0].snapshots == (1, 2) and jobs[1].snapshots == ()
-    assert all("epoch" not in job.config.teacher.as_dict() for job in jobs)
-
-
 def test_a_snapshot_outside_the_schedule_is_a_clear_error_before_any_training(fmnist):
     spec = teacher_spec("resnet8", fmnist, 0.01, RECIPE, seed=0, width=0.5)
     with pytest.raises(KDError, match=r"snapshot must be at an epoch in \[1, 2\], got 5"):
