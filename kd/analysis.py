@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestIndPower, TTestPower
 
 
 # ----------------------------------------------------------------------------------------- outputs
@@ -19,6 +21,7 @@ class Outputs:
     figure: Path       # figures/<name>_<profile>.png
     rule_id: str = ""  # the pre-registered rule and grid the table is judged under (see harness.rule_id)
     stale: str = ""    # why the rows cannot be judged under it ("" when they can)
+    teachers: str = ""  # what the rows say of the teacher weights they were distilled from (see harness._report)
 
     @property
     def runs(self) -> Path:
@@ -67,84 +70,86 @@ ALPHA, POWER = 0.05, 0.8
 
 @dataclass
 class Contrast:
-    """a - b over seeds: paired where both sides ran the same seeds (per-seed differences), else Welch.
-    With a `margin` it is a non-inferiority test of H0: a - b <= -margin. `decide` fills p_holm, mde and
-    outcome for the comparisons that decide one verdict together."""
+    """a - b over seeds: paired where both sides ran the same seeds (scipy's ttest_rel on the per-seed
+    differences), else Welch (ttest_ind, unequal variances). With a `margin` it is a non-inferiority test of
+    H0: a - b <= -margin (one-sided). `decide` fills p_holm, mde and outcome for the comparisons that decide
+    one verdict together."""
     diff: float          # mean per-seed difference (paired) or difference of means (Welch), in pp
     se: float            # its standard error (nan with fewer than two seeds a side)
     df: float            # degrees of freedom of its t distribution
     n: int               # seeds (paired) or the smaller side (Welch)
     paired: bool
     margin: float | None = None
+    low: float = math.nan   # its 95% confidence interval
+    high: float = math.nan
+    p: float = math.nan     # two-sided p of a - b = 0; for a non-inferiority test, one-sided p of a - b <= -margin
+    sides: tuple = ()       # Welch: the seeds of a and of b
     p_holm: float = math.nan
     mde: float = math.nan
     outcome: str = "within noise"
 
-    def interval(self, level: float = 1 - ALPHA) -> tuple[float, float]:
-        if self.se == 0:  # every seed gave the same difference
-            return self.diff, self.diff
-        if not self.se > 0:
-            return math.nan, math.nan
-        half = stats.t.ppf(0.5 + level / 2, self.df) * self.se
-        return self.diff - half, self.diff + half
-
-    @property
-    def p(self) -> float:
-        """Two-sided p of a - b = 0; for a non-inferiority test, one-sided p of a - b <= -margin."""
-        shift = self.margin if self.margin is not None else 0.0
-        if self.se == 0:  # no spread: the difference is certain
-            return float(self.diff + shift <= 0) if self.margin is not None else float(self.diff == 0)
-        if not self.se > 0:
-            return math.nan
-        if self.margin is not None:
-            return float(stats.t.sf((self.diff + self.margin) / self.se, self.df))
-        return float(2 * stats.t.sf(abs(self.diff) / self.se, self.df))
+    def interval(self) -> tuple[float, float]:
+        return self.low, self.high
 
     def __str__(self):
-        low, high = self.interval()
         test = f"non-inferiority, margin {self.margin:g} pp, " if self.margin is not None else ""
-        return (f"{self.diff:+.2f} pp [95% CI {low:+.2f}, {high:+.2f}], {test}p_Holm {self.p_holm:.3f}, "
+        return (f"{self.diff:+.2f} pp [95% CI {self.low:+.2f}, {self.high:+.2f}], {test}p_Holm {self.p_holm:.3f}, "
                 f"n {self.n} {'paired' if self.paired else 'unpaired (Welch)'}, MDE {self.mde:.2f} pp: "
                 f"{self.outcome}")
 
 
 def contrast(a: pd.Series, b: pd.Series, margin: float | None = None) -> Contrast:
     """a - b for two conditions' metric indexed by seed (see metric_of)."""
-    if len(a) and set(a.index) == set(b.index):
-        d = a - b.loc[a.index]
-        n = len(d)
-        se = d.std() / math.sqrt(n) if n > 1 else math.nan
-        return Contrast(d.mean(), se, n - 1, n, True, margin)
-    n = min(len(a), len(b))
+    paired = bool(len(a)) and set(a.index) == set(b.index)
+    b = b.loc[a.index] if paired else b
+    n = len(a) if paired else min(len(a), len(b))
+    diff = (a - b).mean() if paired else (a.mean() - b.mean() if n else math.nan)
     if n < 2:  # a missing condition or a single seed: no noise estimate
-        return Contrast(a.mean() - b.mean() if n else math.nan, math.nan, math.nan, n, False, margin)
-    va, vb = a.var() / len(a), b.var() / len(b)
-    se = math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se > 0 else math.nan
-    return Contrast(a.mean() - b.mean(), se, df, n, False, margin)
+        return Contrast(diff, math.nan, math.nan, n, paired, margin, sides=(len(a), len(b)))
+    if paired and (a - b).std() == 0:  # every seed gave the same difference: it is certain
+        certain = float(diff + margin <= 0) if margin is not None else float(diff == 0)
+        return Contrast(diff, 0.0, n - 1, n, True, margin, diff, diff, certain)
+    test = stats.ttest_rel if paired else lambda x, y, **kw: stats.ttest_ind(x, y, equal_var=False, **kw)
+    both = test(a, b)
+    se = diff / both.statistic if both.statistic else math.nan
+    low, high = both.confidence_interval(1 - ALPHA)
+    p = both.pvalue if margin is None else test(a + margin, b, alternative="greater").pvalue
+    return Contrast(diff, se, float(both.df), n, paired, margin, float(low), float(high), float(p), (len(a), len(b)))
 
 
 def decide(contrasts: dict[str, Contrast], alpha: float = ALPHA) -> dict[str, Contrast]:
-    """Judge the contrasts behind one verdict together: Holm's correction over their p values, and each
-    one's minimum detectable effect at 80% power and the level Holm's first step uses (alpha / m).
-    Outcome: "better" / "worse" when the Holm-adjusted p < alpha (else "within noise"); a non-inferiority
-    test is "not worse" when its adjusted p < alpha, else "not shown"."""
+    """Judge the contrasts behind one verdict together: Holm's correction over their p values (statsmodels;
+    a contrast without a p counts in the family, as p = 1), and each one's minimum detectable effect: the
+    true difference found with 80% power at the level Holm's first step uses (alpha / m), from the exact
+    noncentral t (statsmodels' TTestPower; Welch: TTestIndPower). Outcome: "better" / "worse" when the
+    Holm-adjusted p < alpha (else "within noise"); a non-inferiority test is "not worse" when its adjusted
+    p < alpha, else "not shown"."""
     m = len(contrasts)
-    ranked = sorted(contrasts.values(), key=lambda c: (math.isnan(c.p), c.p))
-    running = 0.0
-    for i, c in enumerate(ranked):
-        if not math.isnan(c.p):  # step-down: adjusted p never falls below an earlier one's
-            running = max(running, min(1.0, (m - i) * c.p))
-        c.p_holm = running if not math.isnan(c.p) else math.nan
-        sided = 1 if c.margin is not None else 2
-        if c.se > 0:
-            c.mde = (stats.t.ppf(1 - alpha / (sided * m), c.df) + stats.t.ppf(POWER, c.df)) * c.se
+    ps = [c.p if not math.isnan(c.p) else 1.0 for c in contrasts.values()]
+    adjusted = multipletests(ps, alpha=alpha, method="holm")[1] if m else []
+    for c, p_holm in zip(contrasts.values(), adjusted):
+        c.p_holm = float(p_holm) if not math.isnan(c.p) else math.nan
+        c.mde = minimum_detectable(c, alpha / m)
         significant = c.p_holm < alpha
         if c.margin is not None:
             c.outcome = "not worse" if significant else "not shown"
         else:
             c.outcome = ("better" if c.diff > 0 else "worse") if significant else "within noise"
     return contrasts
+
+
+def minimum_detectable(c: Contrast, level: float) -> float:
+    """The smallest true difference this contrast detects with 80% power at `level` (in pp): the detectable
+    standardised effect of the exact noncentral t times the difference's spread."""
+    if not c.se > 0:
+        return math.nan
+    side = "larger" if c.margin is not None else "two-sided"
+    if c.paired:  # a one-sample t on the per-seed differences, whose sd is se * sqrt(n)
+        d = TTestPower().solve_power(nobs=c.n, alpha=level, power=POWER, alternative=side)
+        return float(d * c.se * math.sqrt(c.n))
+    n_a, n_b = c.sides  # Welch: the difference's se is sd * sqrt(1 / n_a + 1 / n_b)
+    d = TTestIndPower().solve_power(nobs1=n_a, ratio=n_b / n_a, alpha=level, power=POWER, alternative=side)
+    return float(d * c.se / math.sqrt(1 / n_a + 1 / n_b))
 
 
 # ----------------------------------------------------------------------------------------- regime
@@ -262,7 +267,8 @@ def write_table(out: Outputs, title: str, claim: str, paper: str, table: pd.Data
         rule = f"Rule `{out.rule_id}`, fixed before the runs (its id is in every row): {rule}"
     text = (f"# {title}\n\n**Claim.** {claim}\n\n**Paper.** {paper}\n\n"
             f"**Ours.**\n\n{table.to_markdown(index=False, floatfmt='.2f')}\n\n"
-            f"**Verdict: {verdict}.** {rule}\n" + (f"\n{notes}\n" if notes else ""))
+            f"**Verdict: {verdict}.** {rule}\n" + (f"\n{notes}\n" if notes else "")
+            + (f"\n**Teacher weights.** {out.teachers}\n" if out.teachers else ""))
     out.table.parent.mkdir(parents=True, exist_ok=True)
     out.table.write_text(text)
     return text

@@ -33,8 +33,9 @@ def _plain(value):
 class TeacherConfig:
     """The run's teacher: trained here from labels (model, width, recipe, seed; label smoothing and a pool of
     its own where set), timm's pretrained weights (`pretrained`), an ensemble of `members` teachers seeded
-    seed, seed + 1, ... , or a checkpoint file; `epoch` picks an earlier snapshot of its training. `keys` are
-    those its dict holds (optional ones only where set, so that older configs keep their ids)."""
+    seed, seed + 1, ... , or a checkpoint file; `epoch` picks an earlier snapshot of its training; `weights`
+    pins the SHA-256 of the weights it must have. `keys` are those its dict holds (optional ones only where
+    set, so that older configs keep their ids)."""
     model: str | None = None
     width: float = 1.0
     recipe: Recipe | None = None
@@ -45,6 +46,7 @@ class TeacherConfig:
     members: int = 1
     epoch: int | None = None
     checkpoint: str | None = None
+    weights: str | None = None  # the SHA-256 of the weights the run must distil from (records.weights_sha256)
     keys: tuple = field(default=(), compare=False, repr=False)
 
     @classmethod
@@ -64,9 +66,10 @@ class TeacherConfig:
         return self.checkpoint is None and not self.pretrained
 
     def single(self, seed: int) -> TeacherConfig:
-        """One member of this ensemble (or this teacher) with the given seed, at its fully trained epoch."""
-        keys = tuple(k for k in self.keys if k not in ("members", "epoch"))
-        return replace(self, seed=seed, members=1, epoch=None, keys=keys)
+        """One member of this ensemble (or this teacher) with the given seed, at its fully trained epoch (the
+        weights a run pins are those of its own teacher: each run checks them)."""
+        keys = tuple(k for k in self.keys if k not in ("members", "epoch", "weights"))
+        return replace(self, seed=seed, members=1, epoch=None, weights=None, keys=keys)
 
     def spec(self, data, run_pool_fraction: float) -> dict:
         """Everything that determines this teacher's weights (kd.teachers.teacher_spec): it trains on the run's
@@ -208,6 +211,8 @@ def teacher_config(p: dict) -> dict:
         t["pretrained"] = True
     if p.get("teacher_members", 1) > 1:  # an ensemble of independently seeded teachers: seed, seed + 1, ...
         t["members"] = p["teacher_members"]
+    if p.get("teacher_weights"):  # protocol v3: the published teacher's weights, pinned by their SHA-256
+        t["weights"] = p["teacher_weights"]
     return t
 
 

@@ -39,7 +39,7 @@ from kd.costs import MeasuredCosts, cost_line, costs, gpu_hours, teachers_to_tra
 from kd.device import resolve_device
 from kd.errors import KDError
 from kd.launch import available_cores, log, sweep
-from kd.run import Context
+from kd.run import Context, check_pinned
 from kd.teachers import publish_teacher
 
 matplotlib.use("Agg")
@@ -62,13 +62,14 @@ def publish_teachers(module, args, p: dict, configs: list[RunConfig]) -> int:
         t = job.config.teacher
         name = f"{t.model} x{t.width:g} seed {t.seed}"
         try:
-            print(f"published teacher {name}: {publish_teacher(ctx.teacher_spec(job.config), list(job.snapshots))}")
+            published = publish_teacher(ctx.teacher_spec(job.config), list(job.snapshots), args.results_root)
+            print(f"published teacher {name}: {published}")
         except KDError as exc:
             missing.append(f"{name} ({exc})")
     if not trained:
         print(f"{module.NAME} --profile {args.profile} trains no teacher of its own: nothing to publish")
     if missing:
-        print(f"{len(missing)} teachers not published, not (fully) trained here yet:\n  " + "\n  ".join(missing),
+        print(f"{len(missing)} teachers not published:\n  " + "\n  ".join(missing),
               file=sys.stderr)
     return 1 if missing else 0
 
@@ -224,6 +225,7 @@ def _main(module, args, isolate: bool) -> int:
         return dry_run(module, args, p, configs, todo, reused)
     if args.publish_teachers:
         return publish_teachers(module, args, p, configs)
+    check_pinned(todo, Context(p, "cpu", args.data_dir))  # before any row is written or run trained
     for config, *source in reused.values():
         write_reused(out, config, args.profile, *source)
     if args.launcher == "processes":
@@ -259,6 +261,20 @@ def planned_runs(module, p: dict, seeds: int | None, check: bool = True) -> list
     return [c.check() for c in configs] if check else configs
 
 
+def teacher_weights_note(rows: pd.DataFrame) -> str:
+    """What a table says of the teacher weights its rows were distilled from: nothing where every distilled
+    row names them (SHA-256; tests/test_results checks that they are published), else how many do not (the
+    rows are never rewritten)."""
+    distilled = rows[rows["teacher.model"].notna()] if "teacher.model" in rows else rows.iloc[:0]
+    named = distilled["teacher_sha256"].notna() if "teacher_sha256" in distilled else distilled.index.isna()
+    if named.all():
+        return ""
+    return (f"{(~named).sum()} of the {len(distilled)} distilled rows do not record the weights they were distilled "
+            f"from (they predate protocol v3). Training is not bit-identical across CPU kinds, so the published "
+            f"teacher of the same recipe (results/teachers), which a re-run distils from, may hold other weights "
+            f"than these rows saw.")
+
+
 def _report(module, rows: pd.DataFrame, p: dict, out: Outputs, configs: list[RunConfig]) -> int:
     order = {c.run_id: i for i, c in enumerate(configs)}
     rows = rows[rows["run_id"].isin(order)] if "run_id" in rows else rows  # this grid's runs only
@@ -275,6 +291,7 @@ def _report(module, rows: pd.DataFrame, p: dict, out: Outputs, configs: list[Run
         before = ", ".join(sorted(ids)) if ids else "v1 (before rule ids)"
         out.stale = (f"These rows were run under rule {before}, not the current one: re-run under the current "
                      f"rule (fresh seeds) for a verdict; an earlier verdict stays in the README.")
+    out.teachers = teacher_weights_note(rows)
     plot_style()
     np.random.seed(0)  # seaborn's strip-plot jitter (its bootstrap CIs take seed=0): the same rows give the same figure
     verdict = module.report(rows, p, out)

@@ -32,6 +32,17 @@ def config_hash(config: dict, length: int = 16) -> str:
     return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:length]
 
 
+def weights_sha256(state_dict: dict) -> str:
+    """The SHA-256 of a model's weights: every tensor's name, dtype, shape and bytes, in name order. It names
+    the weights, not the file they came in (a checkpoint's other fields, its pickling, do not count)."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def run_id(config: dict) -> str:
     """A run's identity: the hash of its full config as a dict (what resume matches on)."""
     if not isinstance(config, dict):  # a typed config would hash as its repr: RunConfig.run_id hashes its dict

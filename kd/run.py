@@ -15,11 +15,13 @@ from kd.augment import augmented
 from kd.config import RunConfig, TeacherJob
 from kd.data import training_pool
 from kd.datasets import load_dataset
+from kd.errors import KDError
 from kd.device import resolve_device
 from kd.logit_cache import Teacher
 from kd.metrics import classification_metrics, topk_accuracy
 from kd.models import blend_into, count_params, create_model, forward_mflops
-from kd.teachers import external_logits_dir, load_checkpoint, load_ensemble, load_teacher, pretrained_teacher
+from kd.teachers import (external_logits_dir, load_checkpoint, load_ensemble, load_teacher, pretrained_teacher,
+                         published_folder, teacher_folder)
 from kd.train import fit, predict
 
 
@@ -70,22 +72,57 @@ class Context:
                 if t.members > 1 else self.teacher_spec(config))
         key = records.run_id({"spec": spec, "epoch": t.epoch, "cache": cache})
         if key not in self._teachers:
-            if t.pretrained:
-                model, info = pretrained_teacher(t.model, self.data, self.device)
-                self._teachers[key] = Teacher([model], self.data, None, cache), info
-            elif t.members > 1:
-                self._teachers[key] = load_ensemble(spec, self.data, self.device, self.log, cache)
-            elif t.checkpoint is not None:
-                model, info = load_checkpoint(t.checkpoint, self.data, self.device, t.model)
-                self._teachers[key] = Teacher([model], self.data, external_logits_dir(t.checkpoint), cache), info
-            else:
-                self._teachers[key] = load_teacher(spec, self.data, self.device, t.epoch, self.log, cache,
-                                                   snapshots)
+            self._teachers[key] = self._load(t, spec, cache, snapshots)
+            pinned(config, self._teachers[key][1])
         return self._teachers[key]
+
+    def _load(self, t, spec, cache, snapshots) -> tuple[Teacher, dict]:
+        if t.pretrained:
+            model, info = pretrained_teacher(t.model, self.data, self.device)
+            return Teacher([model], self.data, None, cache), info
+        if t.members > 1:
+            return load_ensemble(spec, self.data, self.device, self.log, cache)
+        if t.checkpoint is not None:
+            model, info = load_checkpoint(t.checkpoint, self.data, self.device, t.model)
+            return Teacher([model], self.data, external_logits_dir(t.checkpoint), cache), {**info, "key": t.checkpoint}
+        return load_teacher(spec, self.data, self.device, t.epoch, self.log, cache, snapshots)
 
     def prepare(self, job: TeacherJob):
         """Train (or load) a teacher into the cache, with every snapshot its runs need."""
         self.teacher(job.config, job.snapshots)
+
+
+def pinned(config: RunConfig, info: dict):
+    """A run whose config pins its teacher's weights (teacher.weights, their SHA-256) refuses any others: the
+    same recipe trained on another CPU kind gives other weights, and so other numbers."""
+    want = config.teacher.weights
+    if want is not None and info["weights_sha256"] != want:
+        raise KDError(f"The teacher {info['key']} has weights {info['weights_sha256'][:16]}..., but this run pins "
+                      f"{want[:16]}... (its config's teacher.weights, the published teacher its rule was fixed "
+                      f"for). Restore the published teacher (`git checkout -- results/teachers`) and empty its "
+                      f"cache folder, or run a grid that pins these weights: other weights are another run.")
+
+
+def check_pinned(configs: list[RunConfig], ctx: Context):
+    """Before any training: every teacher a grid pins by its weights is here (cached or published) with
+    those weights; otherwise one error that names them (training it here would give other weights)."""
+    problems = []
+    for config in {c.run_id: c for c in configs if c.teacher is not None and c.teacher.weights}.values():
+        found = []
+        for member in config.members():
+            spec = ctx.teacher_spec(member)
+            name = "final.pt" if config.teacher.epoch in (None, spec["recipe"]["epochs"]) else \
+                f"epoch{config.teacher.epoch}.pt"
+            files = [f / name for f in (teacher_folder(spec), published_folder(spec)) if (f / name).is_file()]
+            found.append(records.weights_sha256(records.load_saved(files[0])["state_dict"]) if files else None)
+        if None in found or " ".join(found) != config.teacher.weights:
+            problems.append(f"{config.condition} seed {config.seed}: pins {config.teacher.weights[:16]}..., here "
+                            + ("not cached or published" if None in found else f"{' '.join(found)[:16]}..."))
+    if problems:
+        raise KDError(f"{len(problems)} runs pin teacher weights this machine does not have ({'; '.join(problems[:3])}"
+                      f"{'; ...' if len(problems) > 3 else ''}). Nothing was trained. A pinned teacher is a published "
+                      f"one: restore results/teachers (`git checkout -- results/teachers`) and clear its cache folder "
+                      f"($KD_CACHE/teachers/).")
 
 
 def distill(config, ctx: Context, pool: torch.Tensor, objective=None, sampler=None) -> dict:
@@ -108,7 +145,9 @@ def distill(config, ctx: Context, pool: torch.Tensor, objective=None, sampler=No
     flops = {"student_mflops": forward_mflops(student, *shape)}
     if teacher is not None:
         flops["teacher_mflops"] = sum(forward_mflops(m, *shape) for m in teacher.models)
-    result["extra"] = {"teacher_test_top1": info["test_top1"], "train_size": len(pool), **flops,
+    # the weights it was distilled from (ensembles: each member's), and where they live (cache folder, file)
+    named = {"teacher_sha256": info["weights_sha256"], "teacher_key": info["key"]} if teacher is not None else {}
+    result["extra"] = {"teacher_test_top1": info["test_top1"], **named, "train_size": len(pool), **flops,
                        "student_last_quarter_gain": last_quarter_gain(result["history"]),
                        **(regime_of_teacher(config, ctx) if teacher is not None else {}),
                        **(train_fidelity(student, teacher, data, pool) if teacher is not None else {}),

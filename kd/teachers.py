@@ -33,7 +33,7 @@ from kd.models import create_model
 from kd.objectives import CrossEntropy
 from kd.recipe import Recipe
 from kd.records import (REPO, DamagedFile, append_row, atomic_save, check_saved, command_line, config_hash, copy_saved,
-                        device_name, git_commit, load_saved, sum_path)
+                        device_name, git_commit, load_saved, read_rows, sum_path, weights_sha256)
 from kd.samplers import Shuffle
 from kd.train import fit, predict
 
@@ -92,9 +92,25 @@ def adopt_published(spec: dict, log=print) -> bool:
     return True
 
 
-def publish_teacher(spec: dict, epochs=()) -> Path:
+def recorded_weights(results: Path, key: str) -> dict:
+    """The weights (SHA-256) that the rows under `results` (results/<finding>/<profile>/runs.csv) record for
+    the teacher `key` (its cache folder's name), by epoch (None: fully trained)."""
+    found = {}
+    for runs in sorted(Path(results).glob("*/*/runs.csv")):
+        rows = read_rows(runs)
+        if not {"teacher_key", "teacher_sha256"} <= set(rows):
+            continue
+        for _, row in rows[rows.teacher_key == key].dropna(subset=["teacher_sha256"]).iterrows():
+            epoch = row.get("teacher.epoch")
+            found.setdefault(None if epoch != epoch or epoch is None else int(epoch), set()).add(row.teacher_sha256)
+    return found
+
+
+def publish_teacher(spec: dict, epochs=(), results: Path | None = None) -> Path:
     """Copy the fully trained teacher of `spec` (with its training history) and its snapshots at `epochs`
-    from the cache into published_dir(). Returns the published folder."""
+    from the cache into published_dir(), each with the SHA-256 of its weights in teachers.csv. Refused when
+    rows under `results` were distilled from other weights of this teacher: its published copy must stay
+    the one they name. Returns the published folder."""
     folder, dest = teacher_folder(spec), published_folder(spec)
     last = spec["recipe"]["epochs"]
     snapshots = sorted(set(epochs) - {last})
@@ -103,17 +119,34 @@ def publish_teacher(spec: dict, epochs=()) -> Path:
     if missing:
         raise KDError(f"Teacher {spec['model']} ({spec_hash(spec)}) has no {', '.join(missing)} in {folder}: run "
                       f"the finding first, so that it trains its teachers, then publish them.")
-    for stale in dest.glob("*.pt*") if dest.is_dir() else ():  # of weights published before: never mix them
-        if stale.name.removesuffix(".sha256") not in names:
+    files = {None: "final.pt", **{e: f"epoch{e}.pt" for e in snapshots}}
+    hashes = {e: weights_sha256(load_saved(folder / name)["state_dict"]) for e, name in files.items()}
+    for epoch, named in recorded_weights(results, dest.name).items() if results is not None else ():
+        if epoch in hashes and named != {hashes[epoch]}:
+            raise KDError(f"Not publishing teacher {dest.name}: rows under {results} were distilled from its weights "
+                          f"{', '.join(h[:16] + '...' for h in sorted(named))} ({files[epoch]}), and the cache holds "
+                          f"{hashes[epoch][:16]}... (another training of the same recipe: training is not "
+                          f"bit-identical across CPU kinds). Its published copy stays the one those rows name; "
+                          f"nothing was changed.")
+    # snapshots published before are kept with the same weights (another finding may distil from them), and
+    # removed with other ones: files of two trainings are never mixed
+    same = (dest / "final.pt").is_file() and weights_sha256(load_saved(dest / "final.pt")["state_dict"]) == hashes[None]
+    for stale in dest.glob("*.pt*") if dest.is_dir() else ():
+        if stale.name.removesuffix(".sha256") not in names and not (same and stale.name.startswith("epoch")):
             stale.unlink()
     for name in names:
         copy_saved(folder / name, dest / name)
+    snapshots = sorted(int(f.stem.removeprefix("epoch")) for f in dest.glob("epoch*.pt"))
+    hashes.update({e: weights_sha256(load_saved(dest / f"epoch{e}.pt")["state_dict"]) for e in snapshots
+                   if e not in hashes})
+    names = ["final.pt", "history.pt"] + [f"epoch{e}.pt" for e in snapshots]
     ckpt = load_saved(dest / "final.pt")
     trained_on = ckpt.get("trained_on", {})  # absent: trained before checkpoints recorded it
     append_row(published_dir() / "teachers.csv", {
         "run_id": dest.name, "status": "done", "model": spec["model"], "width": spec["width"],
         "seed": spec["seed"], "dataset": spec["dataset"], "pool_fraction": spec["pool_fraction"],
         "epochs": last, "snapshots": " ".join(map(str, snapshots)), "test_top1": ckpt["test_top1"],
+        "weights_sha256": hashes[None], "snapshot_sha256": " ".join(hashes[e] for e in snapshots),
         "trained_on": trained_on.get("device", "not recorded"), "trained_at_commit": trained_on.get("commit", ""),
         "megabytes": round(sum((dest / n).stat().st_size for n in names) / 2**20, 2),
         "git_commit": git_commit(), "command": command_line()})
@@ -200,7 +233,8 @@ def teacher_model(spec: dict, data, device, snapshots=(), epoch: int | None = No
         if distributed.agree(writer and not all(path.exists() for path in files.values())):
             _train(spec, data, device, set(files), log)
     distributed.barrier()  # rank 0 has written the checkpoints the other ranks read now
-    return load_checkpoint(files[epoch], data, device, spec["model"])
+    model, info = load_checkpoint(files[epoch], data, device, spec["model"])
+    return model, {**info, "key": teacher_folder(spec).name}
 
 
 def external_logits_dir(checkpoint: Path) -> Path:
@@ -227,7 +261,9 @@ def load_ensemble(specs: list[dict], data, device, log=print, cache: bool | None
                       cache)
     test = teacher.clean_logits("test")
     info = {**members[0][1], "members": len(specs), "member_test_top1": [i["test_top1"] for _, i in members],
-            "test_top1": topk_accuracy(test, data.targets("test").to(test.device))}
+            "test_top1": topk_accuracy(test, data.targets("test").to(test.device)),
+            "weights_sha256": " ".join(i["weights_sha256"] for _, i in members),
+            "key": " ".join(i["key"] for _, i in members)}
     return teacher, info
 
 
@@ -247,7 +283,8 @@ def pretrained_teacher(name: str, data, device):
                       f"once where the network allows and copy that cache here, or train the teacher "
                       f"with this repo instead.") from None
     model = place(model, device).eval().requires_grad_(False)
-    info = {"arch": name, "path": None, "epoch": None,
+    info = {"arch": name, "path": None, "epoch": None, "weights_sha256": weights_sha256(model.state_dict()),
+            "key": f"timm:{name}",
             "test_top1": topk_accuracy(predict(model, data, "test"), data.targets("test").to(device))}
     return model, info
 
@@ -289,6 +326,6 @@ def load_checkpoint(path, data, device, arch: str | None = None):
         raise KDError(f"Checkpoint {path} does not fit a {ckpt['arch']}: {str(exc).splitlines()[0]}") from None
     model = place(model, device).eval().requires_grad_(False)
     info = {k: v for k, v in ckpt.items() if k != "state_dict"}
-    info["path"] = str(path)
+    info["path"], info["weights_sha256"] = str(path), weights_sha256(ckpt["state_dict"])
     info["test_top1"] = topk_accuracy(predict(model, data, "test"), data.targets("test").to(device))
     return model, info

@@ -79,3 +79,18 @@ def test_the_committed_rows_are_the_runs_the_code_builds(name):
     for old in set(rows.rule_id.fillna("v1")) - {rule}:
         tables = [f"table_{old}.md", f"table_v2_{old}.md"] if old != "v1" else ["table_v1.md"]
         assert any((folder / t).exists() for t in tables), (name, old)
+
+
+def test_every_committed_row_that_names_its_teacher_weights_names_published_ones():
+    """Protocol v3: a row records the SHA-256 of the weights it was distilled from, and those are weights of
+    results/teachers (a fresh clone distils from the same ones); rows before v3 record none, and their
+    tables say so."""
+    published = pd.read_csv(REPO / "results" / "teachers" / "teachers.csv", keep_default_na=False)
+    known = set(published.weights_sha256) | {h for hs in published.snapshot_sha256 for h in hs.split()}
+    for runs in sorted((REPO / "results").glob("*/*/runs.csv")):
+        rows = pd.read_csv(runs)
+        distilled = rows[rows["teacher.model"].notna()] if "teacher.model" in rows else rows.iloc[:0]
+        named = distilled.teacher_sha256.dropna() if "teacher_sha256" in distilled else []
+        assert {h for hs in named for h in hs.split()} <= known, runs
+        if len(named) < len(distilled):
+            assert "do not record the weights they were distilled from" in (runs.parent / "table.md").read_text()

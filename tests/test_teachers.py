@@ -110,6 +110,7 @@ def test_a_published_teacher_is_used_on_a_fresh_machine_not_retrained(fmnist, tm
     """What a fresh clone does: the cache is empty, results/teachers holds the weights the rows came from."""
     import pandas as pd
 
+    from kd.records import copy_saved, load_saved, weights_sha256
     from kd.teachers import publish_teacher, published_dir, teacher_folder
     spec = teacher_spec("resnet8", fmnist, 0.01, RECIPE, seed=0, width=0.5)
     messages = []
@@ -117,13 +118,27 @@ def test_a_published_teacher_is_used_on_a_fresh_machine_not_retrained(fmnist, tm
     with pytest.raises(KDError, match="no epoch2.pt|run the finding first"):  # only snapshots it kept
         publish_teacher({**spec, "recipe": {**spec["recipe"], "epochs": 3}})
     publish_teacher(spec, epochs=(1,))
-    dest = publish_teacher(spec)  # published again without the snapshot: it must not stay beside new weights
-    assert not (dest / "epoch1.pt").exists()
-    dest = publish_teacher(spec, epochs=(1,))
+    dest = publish_teacher(spec)  # the same weights again, by a finding that needs no snapshot: it stays
+    assert (dest / "epoch1.pt").exists()
+    own, other = teacher_folder(spec) / "final.pt", teacher_spec("resnet8", fmnist, 0.01, RECIPE, seed=1, width=0.5)
+    teacher_model(other, fmnist, "cpu", log=lambda m: None)
+    copy_saved(own, tmp_path / "own.pt")
+    copy_saved(teacher_folder(other) / "final.pt", own)  # as if another training of the recipe were cached
+    dest = publish_teacher(spec)
+    assert not (dest / "epoch1.pt").exists()  # other weights: nothing of the old training stays beside them
+    results = tmp_path / "results" / "a_finding" / "cpu"
+    results.mkdir(parents=True)
+    pd.DataFrame({"run_id": ["r"], "teacher_key": [dest.name], "teacher_sha256": [info["weights_sha256"]],
+                  "teacher.epoch": [None]}).to_csv(results / "runs.csv", index=False)
+    with pytest.raises(KDError, match="Not publishing teacher .* rows under .* were distilled from its weights"):
+        publish_teacher(spec, results=tmp_path / "results")  # rows name the first training: the cache's differs
+    copy_saved(tmp_path / "own.pt", own)
+    dest = publish_teacher(spec, epochs=(1,), results=tmp_path / "results")  # the weights the rows name
     assert sorted(p.name for p in dest.iterdir()) == ["epoch1.pt", "epoch1.pt.sha256", "final.pt", "final.pt.sha256",
                                                       "history.pt", "history.pt.sha256"]
-    row = pd.read_csv(published_dir() / "teachers.csv").iloc[0]
-    assert row.run_id == teacher_folder(spec).name and row.snapshots == 1 and row.test_top1 == info["test_top1"]
+    row = pd.read_csv(published_dir() / "teachers.csv").set_index("run_id").loc[teacher_folder(spec).name]
+    assert row.snapshots == 1 and row.test_top1 == info["test_top1"] and row.weights_sha256 == info["weights_sha256"]
+    assert row.snapshot_sha256 == weights_sha256(load_saved(dest / "epoch1.pt")["state_dict"])
     assert row.trained_on and row.trained_on != "not recorded"
 
     monkeypatch.setenv("KD_CACHE", str(tmp_path / "fresh"))
