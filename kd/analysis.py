@@ -4,6 +4,7 @@ these; the statistics of its verdict live here.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,11 +146,19 @@ def minimum_detectable(c: Contrast, level: float) -> float:
         return math.nan
     side = "larger" if c.margin is not None else "two-sided"
     if c.paired:  # a one-sample t on the per-seed differences, whose sd is se * sqrt(n)
-        d = TTestPower().solve_power(nobs=c.n, alpha=level, power=POWER, alternative=side)
-        return float(d * c.se * math.sqrt(c.n))
+        return detectable_effect(c.n, 0, level, side) * c.se * math.sqrt(c.n)
     n_a, n_b = c.sides  # Welch: the difference's se is sd * sqrt(1 / n_a + 1 / n_b)
-    d = TTestIndPower().solve_power(nobs1=n_a, ratio=n_b / n_a, alpha=level, power=POWER, alternative=side)
-    return float(d * c.se / math.sqrt(1 / n_a + 1 / n_b))
+    return detectable_effect(n_a, n_b, level, side) * c.se / math.sqrt(1 / n_a + 1 / n_b)
+
+
+@functools.lru_cache(maxsize=None)
+def detectable_effect(n_a: int, n_b: int, level: float, side: str) -> float:
+    """Cohen's d found with 80% power by a paired t test of n_a seeds (n_b = 0) or a two-sample one of n_a and
+    n_b (statsmodels' exact noncentral-t power; solved once per design)."""
+    if not n_b:
+        return float(TTestPower().solve_power(nobs=n_a, alpha=level, power=POWER, alternative=side))
+    return float(TTestIndPower().solve_power(nobs1=n_a, ratio=n_b / n_a, alpha=level, power=POWER,
+                                             alternative=side))
 
 
 # ----------------------------------------------------------------------------------------- regime
@@ -221,6 +230,20 @@ def evidence(regimes: list[str], lines: list[str], family: str, where: str = "",
     return (f"**Regime** (criterion from the profile{'; ' + where if where else ''}; outside it the verdict is "
             f"inconclusive{'; ' + which if which else ''}):\n\n" + "\n\n".join(regimes) + f"\n\n**Comparisons** (a - b over seeds; Holm over "
             f"{family}; MDE: the smallest true difference found with 80% power at this n):\n" + "\n".join(lines))
+
+
+def teacher_weights_note(rows: pd.DataFrame) -> str:
+    """What a table says of the teacher weights its rows were distilled from: nothing where every distilled
+    row names them (SHA-256; tests/test_results checks they are published), else how many do not (the
+    rows are never rewritten)."""
+    distilled = rows[rows["teacher.model"].notna()] if "teacher.model" in rows else rows.iloc[:0]
+    named = distilled["teacher_sha256"].notna() if "teacher_sha256" in distilled else distilled.index.isna()
+    if named.all():
+        return ""
+    return (f"{(~named).sum()} of the {len(distilled)} distilled rows do not record the weights they were distilled "
+            f"from (they predate protocol v3). Training is not bit-identical across CPU kinds, so the published "
+            f"teacher of the same recipe (results/teachers), which a re-run distils from, may hold other weights "
+            f"than these rows saw.")
 
 
 def ci_cell(c: "Contrast | None") -> str:

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from kd import distributed, records
-from kd.analysis import Outputs, plot_style, rule_of
+from kd.analysis import Outputs, plot_style, rule_of, teacher_weights_note
 from kd.config import RunConfig, teacher_jobs
 from kd.costs import MeasuredCosts, cost_line, costs, gpu_hours, teachers_to_train
 from kd.device import resolve_device
@@ -259,20 +259,6 @@ def planned_runs(module, p: dict, seeds: int | None, check: bool = True) -> list
         raise KDError(f"--seeds must be >= 1, got {seeds}.")
     configs = [RunConfig.from_dict(c) for c in module.grid(p, seeds)]
     return [c.check() for c in configs] if check else configs
-
-
-def teacher_weights_note(rows: pd.DataFrame) -> str:
-    """What a table says of the teacher weights its rows were distilled from: nothing where every distilled
-    row names them (SHA-256; tests/test_results checks that they are published), else how many do not (the
-    rows are never rewritten)."""
-    distilled = rows[rows["teacher.model"].notna()] if "teacher.model" in rows else rows.iloc[:0]
-    named = distilled["teacher_sha256"].notna() if "teacher_sha256" in distilled else distilled.index.isna()
-    if named.all():
-        return ""
-    return (f"{(~named).sum()} of the {len(distilled)} distilled rows do not record the weights they were distilled "
-            f"from (they predate protocol v3). Training is not bit-identical across CPU kinds, so the published "
-            f"teacher of the same recipe (results/teachers), which a re-run distils from, may hold other weights "
-            f"than these rows saw.")
 
 
 def _report(module, rows: pd.DataFrame, p: dict, out: Outputs, configs: list[RunConfig]) -> int:

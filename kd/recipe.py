@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, replace
 
 from kd.errors import KDError
 
+LATE_PHASE = 0.4  # the last 40% of training: where protocol v3's regime checks read the learning curves
+
 
 @dataclass
 class Recipe:
@@ -22,6 +24,7 @@ class Recipe:
     warmup_epochs: int = 0
     eval_every: int = 1               # test-set evaluation period in epochs (the last epoch always)
     compile: bool = False             # torch.compile the students (CUDA)
+    late_eval_every: int = 0          # protocol v3: also every this many epochs over the late phase (0: not)
 
     def check(self) -> "Recipe":
         problems = [f"{k} must be a finite number (got {v})" for k, v in self.as_dict().items()
@@ -44,6 +47,8 @@ class Recipe:
             problems.append(f"warm-up epochs must be in [0, epochs) (got {self.warmup_epochs})")
         if self.eval_every < 1:
             problems.append(f"eval_every must be >= 1 (got {self.eval_every})")
+        if self.late_eval_every < 0:
+            problems.append(f"late_eval_every must be >= 0 (got {self.late_eval_every})")
         if problems:
             raise KDError("Bad training recipe: " + "; ".join(problems) + ".")
         return self
@@ -54,6 +59,7 @@ class Recipe:
         def at(epoch):
             return max(1, round(factor * epoch))
         return replace(self, epochs=at(self.epochs), eval_every=at(self.eval_every),
+                       late_eval_every=at(self.late_eval_every) if self.late_eval_every else 0,
                        milestones=tuple(at(m) for m in self.milestones),
                        warmup_epochs=round(factor * self.warmup_epochs)).check()
 
@@ -64,8 +70,21 @@ class Recipe:
         return (f"{self.epochs} epochs of SGD (lr {self.lr:g}, batch {self.batch_size}, wd {self.weight_decay:g}), "
                 f"{shape}" + (f", {self.warmup_epochs} warm-up" if self.warmup_epochs else ""))
 
+    def evaluates(self, epoch: int) -> bool:
+        """Is the test set evaluated after this epoch: every eval_every epochs and the last, and every
+        late_eval_every epochs (counted back from the last) over the late phase, the last LATE_PHASE of
+        training, where protocol v3 measures how the contrasts still move (kd/regime.py)."""
+        late = (self.late_eval_every > 0 and epoch > (1 - LATE_PHASE) * self.epochs
+                and (self.epochs - epoch) % self.late_eval_every == 0)
+        return epoch % self.eval_every == 0 or epoch == self.epochs or late
+
     def as_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        """The recipe as its configs record it; a field added after protocol v2 only where it is set, so that
+        older configs keep their run ids."""
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        if not self.late_eval_every:
+            del d["late_eval_every"]
+        return d
 
     @classmethod
     def from_dict(cls, fields: dict) -> "Recipe":

@@ -193,7 +193,7 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
     for epoch in range(done + 1, recipe.epochs + 1):
         t0 = time.perf_counter()
         train_epoch(students, data, sampler, teacher, seed, epoch, f"{name} epoch {epoch}/{recipe.epochs}")
-        evaluate = epoch % recipe.eval_every == 0 or epoch == recipe.epochs
+        evaluate = recipe.evaluates(epoch)
         for s in students:
             s.sums, s.correct, s.seen, s.bad = distributed.reduce_epoch(s.sums, s.correct, s.seen, s.bad)
             if s.bad.item():
