@@ -80,8 +80,8 @@ def main(argv: list[str]) -> int:
         print(f"==> {name}", flush=True)
         if harness.main(module_of(name), argv) != 0:
             failed.append(name)
-    profile = harness.parse_args(module_of(FINDINGS[0]), argv).profile
-    print(f"results page: {report.write(profile)}")
+    args = harness.parse_args(module_of(FINDINGS[0]), argv)
+    print(f"results page: {report.write(args.profile, args.results_root)}")
     if failed:
         print(f"{len(failed)} findings did not finish cleanly ({', '.join(failed)}); re-run the same command to "
               "resume them.", file=sys.stderr)

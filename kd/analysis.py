@@ -292,8 +292,8 @@ def write_table(out: Outputs, title: str, claim: str, paper: str, table: pd.Data
             f"**Ours.**\n\n{table.to_markdown(index=False, floatfmt='.2f')}\n\n"
             f"**Verdict: {verdict}.** {rule}\n" + (f"\n{notes}\n" if notes else "")
             + (f"\n**Teacher weights.** {out.teachers}\n" if out.teachers else ""))
-    out.table.parent.mkdir(parents=True, exist_ok=True)
-    out.table.write_text(text)
+    from kd.records import write_text  # a table lands whole or not at all
+    write_text(out.table, text)
     return text
 
 

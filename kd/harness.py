@@ -136,9 +136,14 @@ def parse_args(module, argv=None):
     slurm.add_argument("--array-parallelism", type=int, default=16, help="jobs of an array running at once")
     ap.add_argument("--sync-bn", action="store_true",
                     help="under torchrun on GPUs: batch norm over the whole batch (SyncBatchNorm), not per rank")
-    ap.add_argument("--results-root", type=Path, default=REPO / "results", help=argparse.SUPPRESS)
-    ap.add_argument("--figures-root", type=Path, default=REPO / "figures", help=argparse.SUPPRESS)
-    return ap.parse_args(argv)
+    ap.add_argument("--out", type=Path, help="put the results and the figure under this folder (OUT/results/<name>/"
+                                             "<profile>/, OUT/figures/) instead of the repo's")
+    ap.add_argument("--results-root", type=Path, help=argparse.SUPPRESS)  # the results (figures: beside them)
+    ap.add_argument("--figures-root", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    args.results_root = args.results_root or (args.out / "results" if args.out else REPO / "results")
+    args.figures_root = args.figures_root or args.results_root.parent / "figures"  # never the repo's for others
+    return args
 
 
 def main(module, argv=None, isolate: bool = True) -> int:

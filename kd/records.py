@@ -254,5 +254,10 @@ def read_rows(path: Path, required: tuple = ()) -> pd.DataFrame:
     return rows
 
 
+def write_text(path: Path, text: str):
+    """A text file (a table, a results page), written atomically."""
+    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
 def write_history(path: Path, history: list[dict]):
     _atomic_write_csv(pd.DataFrame(history), Path(path))

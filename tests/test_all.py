@@ -45,6 +45,5 @@ def test_results_page_is_the_committed_tables_rendered_and_agrees_with_the_readm
             assert f"**Verdict: {f['verdict']}.**" in page
 
 
-def test_a_finding_without_results_is_listed_as_such(tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "RESULTS", tmp_path)
-    assert "No results yet: `eskd`." in report.render("cpu", ["eskd"])
+def test_a_finding_without_results_is_listed_as_such(tmp_path):
+    assert "No results yet: `eskd`." in report.render("cpu", ["eskd"], tmp_path)

@@ -221,3 +221,16 @@ def test_published_teachers_let_a_fresh_clone_distil_from_the_same_weights(tmp_p
     first, second = (pd.read_csv(tmp_path / r / est.NAME / "smoke" / "runs.csv").sort_values("run_id")
                      for r in ("a", "b"))
     assert list(first.final_test_top1) == list(second.final_test_top1)
+
+
+def test_out_puts_results_and_figure_elsewhere_and_a_results_root_keeps_its_figure_beside_it(tmp_path):
+    """--out DIR holds a whole run (DIR/results, DIR/figures); a run into another results root never writes
+    its figure into the repo's figures/."""
+    from experiments import kdas_finding4 as f4
+    args = ["--profile", "smoke", "--seeds", "1", "--device", "cpu"]
+    assert harness.main(f4, [*args, "--out", str(tmp_path / "mine")], isolate=False) == 0
+    assert (tmp_path / "mine" / "results" / f4.NAME / "smoke" / "table.md").is_file()
+    assert (tmp_path / "mine" / "figures" / f"{f4.NAME}_smoke.png").is_file()
+    parsed = harness.parse_args(f4, [*args, "--results-root", str(tmp_path / "other" / "results")])
+    assert parsed.figures_root == tmp_path / "other" / "figures"
+    assert harness.parse_args(f4, args).figures_root == records.REPO / "figures"
