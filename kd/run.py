@@ -73,7 +73,7 @@ class Context:
         key = records.run_id({"spec": spec, "epoch": t.epoch, "cache": cache})
         if key not in self._teachers:
             self._teachers[key] = self._load(t, spec, cache, snapshots)
-            pinned(config, self._teachers[key][1])
+        pinned(config, self._teachers[key][1])  # every run's own pin, also on a teacher loaded for another
         return self._teachers[key]
 
     def _load(self, t, spec, cache, snapshots) -> tuple[Teacher, dict]:
