@@ -14,6 +14,8 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower, TTestPower
 
+from kd.records import write_text
+
 
 # ----------------------------------------------------------------------------------------- outputs
 @dataclass
@@ -237,7 +239,8 @@ def teacher_weights_note(rows: pd.DataFrame) -> str:
     row names them (SHA-256; tests/test_results checks they are published), else how many do not (the
     rows are never rewritten)."""
     distilled = rows[rows["teacher.model"].notna()] if "teacher.model" in rows else rows.iloc[:0]
-    named = distilled["teacher_sha256"].notna() if "teacher_sha256" in distilled else distilled.index.isna()
+    named = (distilled["teacher_sha256"].notna() if "teacher_sha256" in distilled
+             else pd.Series(False, index=distilled.index))
     if named.all():
         return ""
     return (f"{(~named).sum()} of the {len(distilled)} distilled rows do not record the weights they were distilled "
@@ -292,8 +295,7 @@ def write_table(out: Outputs, title: str, claim: str, paper: str, table: pd.Data
             f"**Ours.**\n\n{table.to_markdown(index=False, floatfmt='.2f')}\n\n"
             f"**Verdict: {verdict}.** {rule}\n" + (f"\n{notes}\n" if notes else "")
             + (f"\n**Teacher weights.** {out.teachers}\n" if out.teachers else ""))
-    from kd.records import write_text  # a table lands whole or not at all
-    write_text(out.table, text)
+    write_text(out.table, text)  # a table lands whole or not at all
     return text
 
 

@@ -149,9 +149,10 @@ def costs(args, p: dict, todo: list[RunConfig], cache: dict) -> tuple[dict, dict
 
 def teachers_to_train(todo: list[RunConfig], p: dict, args) -> dict[str, RunConfig]:
     """The teachers the runs need that would be trained here (not pretrained, not cached), as runs by id."""
+    ctx = Context(p, "cpu", args.data_dir)  # its dataset, loaded once, names every teacher's cache folder
     return {records.run_id(job.config.teacher.as_dict()): teacher_run(job.config) for job in teacher_jobs(todo)
             if job.config.teacher.model is not None and job.config.teacher.trained_here
-            and not teacher_cached(job.config, p, args.data_dir)}
+            and not teacher_cached(job.config, ctx)}
 
 
 def teacher_run(config: RunConfig) -> RunConfig:
@@ -161,9 +162,9 @@ def teacher_run(config: RunConfig) -> RunConfig:
                    train_size=round(DATASETS[config.dataset].num_train * config.teacher_pool_fraction))
 
 
-def teacher_cached(config: RunConfig, p: dict, data_dir) -> bool:
+def teacher_cached(config: RunConfig, ctx: Context) -> bool:
     try:
-        spec = Context(p, "cpu", data_dir).teacher_spec(config)
+        spec = ctx.teacher_spec(config)
     except KDError:  # no data here: its identity, and so the teacher's cache key, is unknown
         return False
     return any((folder / "final.pt").is_file() for folder in (teacher_folder(spec), published_folder(spec)))

@@ -50,7 +50,7 @@ def late_curve(history: pd.DataFrame, metric: str = "test_top1") -> pd.Series:
 
 
 def _slope(curve: pd.Series) -> float:
-    return float(np.polyfit(curve.index.to_numpy(), curve.to_numpy(), 1)[0]) if len(curve) >= 3 else math.nan
+    return float(stats.linregress(curve.index.to_numpy(), curve.to_numpy()).slope) if len(curve) >= 3 else math.nan
 
 
 def drift(a: dict, b: dict) -> Slope:

@@ -20,8 +20,8 @@ from kd.device import resolve_device
 from kd.logit_cache import Teacher
 from kd.metrics import classification_metrics, topk_accuracy
 from kd.models import blend_into, count_params, create_model, forward_mflops
-from kd.teachers import (external_logits_dir, load_checkpoint, load_ensemble, load_teacher, pretrained_teacher,
-                         published_folder, teacher_folder)
+from kd.teachers import (checkpoint_name, external_logits_dir, load_checkpoint, load_ensemble, load_teacher,
+                         pretrained_teacher, published_folder, teacher_folder)
 from kd.train import fit, predict
 
 
@@ -111,8 +111,7 @@ def check_pinned(configs: list[RunConfig], ctx: Context):
         found = []
         for member in config.members():
             spec = ctx.teacher_spec(member)
-            name = "final.pt" if config.teacher.epoch in (None, spec["recipe"]["epochs"]) else \
-                f"epoch{config.teacher.epoch}.pt"
+            name = checkpoint_name(spec, config.teacher.epoch)
             files = [f / name for f in (teacher_folder(spec), published_folder(spec)) if (f / name).is_file()]
             found.append(records.weights_sha256(records.load_saved(files[0])["state_dict"]) if files else None)
         if None in found or " ".join(found) != config.teacher.weights:

@@ -62,6 +62,12 @@ def _checkpoint(model, spec: dict, epoch: int, test_top1: float, device) -> dict
             "test_top1": test_top1, "trained_on": trained_on}
 
 
+def checkpoint_name(spec: dict, epoch: int | None) -> str:
+    """The file of `spec`'s teacher at `epoch` in its folder: final.pt when fully trained (None or the last
+    epoch), epoch<E>.pt for a snapshot."""
+    return "final.pt" if epoch in (None, spec["recipe"]["epochs"]) else f"epoch{epoch}.pt"
+
+
 def teacher_folder(spec: dict) -> Path:
     return cache_dir() / "teachers" / f"{spec['model']}-{spec_hash(spec)}"
 
@@ -215,7 +221,7 @@ def teacher_model(spec: dict, data, device, snapshots=(), epoch: int | None = No
     for e in {epoch, *snapshots}:
         if not 1 <= e <= last:
             raise KDError(f"A teacher snapshot must be at an epoch in [1, {last}], got {e}.")
-    files = {e: teacher_folder(spec) / ("final.pt" if e == last else f"epoch{e}.pt") for e in {epoch, *snapshots}}
+    files = {e: teacher_folder(spec) / checkpoint_name(spec, e) for e in {epoch, *snapshots}}
     # one process trains a teacher at a time; under torchrun rank 0 holds the lock, checks the files and
     # decides, and the ranks train it together
     writer = distributed.is_writer()
