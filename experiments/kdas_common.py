@@ -35,6 +35,10 @@ CONVERGED_CPU = {**PROFILES["cpu"], "pool_fraction": 0.02, "seeds": 5,
                  "teacher_recipe": Recipe(epochs=120, batch_size=128, lr=0.05, eval_every=5),
                  "recipe": Recipe(epochs=144, batch_size=128, lr=0.05, eval_every=36),
                  "regime": REGIME}
+# Protocol v3: the cpu teacher every KDAS finding distils from is the published one, pinned by the SHA-256 of its
+# weights (results/teachers/resnet20-06b4abd0b4a7, trained on an AMD EPYC without AVX-512, 84.43%): the same
+# recipe trained on another CPU kind gives other weights, and so other rows.
+PUBLISHED_TEACHER_CPU = "627d96e8354b67baf70dee60b31f9238a3c3a8ab2a6ae0ea243a50ea0aa6a8c5"
 # Said under every KDAS table (issue 18.6): what the paper leaves open and this repo had to choose.
 UNCONFIRMED = ("Not confirmed: the paper gives neither its KD weights nor the length of its quality-weight ramp; "
                "the KD runs here use mdistiller's CIFAR KD (T 4, CE 0.1, KD 0.9), while the official release's "

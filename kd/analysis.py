@@ -120,18 +120,27 @@ def contrast(a: pd.Series, b: pd.Series, margin: float | None = None) -> Contras
     return Contrast(diff, se, float(both.df), n, paired, margin, float(low), float(high), float(p), (len(a), len(b)))
 
 
-def decide(contrasts: dict[str, Contrast], alpha: float = ALPHA) -> dict[str, Contrast]:
+def decide(contrasts: dict[str, Contrast], alpha: float = ALPHA, forms: dict[str, str] | None = None
+           ) -> dict[str, Contrast]:
     """Judge the contrasts behind one verdict together: Holm's correction over their p values (statsmodels;
     a contrast without a p counts in the family, as p = 1), and each one's minimum detectable effect: the
     true difference found with 80% power at the level Holm's first step uses (alpha / m), from the exact
     noncentral t (statsmodels' TTestPower; Welch: TTestIndPower). Outcome: "better" / "worse" when the
     Holm-adjusted p < alpha (else "within noise"); a non-inferiority test is "not worse" when its adjusted
-    p < alpha, else "not shown"."""
-    m = len(contrasts)
-    ps = [c.p if not math.isnan(c.p) else 1.0 for c in contrasts.values()]
-    adjusted = multipletests(ps, alpha=alpha, method="holm")[1] if m else []
-    for c, p_holm in zip(contrasts.values(), adjusted):
-        c.p_holm = float(p_holm) if not math.isnan(c.p) else math.nan
+    p < alpha, else "not shown". `forms` (v3) maps a contrast to the one it is another form of (the
+    non-inferiority and plain tests of one difference): the two count once in the family, each adjusted with
+    its own p in that place."""
+    forms = forms or {}
+    family = [name for name in contrasts if name not in forms]
+    m = len(family)
+    ps = {name: c.p if not math.isnan(c.p) else 1.0 for name, c in contrasts.items()}
+
+    def holm(name: str) -> float:
+        place = family.index(forms.get(name, name))
+        family_ps = [ps[name] if i == place else ps[other] for i, other in enumerate(family)]
+        return float(multipletests(family_ps, alpha=alpha, method="holm")[1][place])
+    for name, c in contrasts.items():
+        c.p_holm = holm(name) if not math.isnan(c.p) else math.nan
         c.mde = minimum_detectable(c, alpha / m)
         significant = c.p_holm < alpha
         if c.margin is not None:

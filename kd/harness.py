@@ -24,6 +24,7 @@ the figure to figures/<NAME>_<profile>.png.
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -249,11 +250,15 @@ def _main(module, args, isolate: bool) -> int:
 
 
 def rule_id(module, configs: list[RunConfig]) -> str:
-    """The pre-registered design, hashed: the verdict rule's text, its parameters (the module's RULE) and the
-    grid's conditions (every config but its seed, so that more seeds of one design share the rule)."""
+    """The pre-registered design, hashed: the verdict rule's text, its parameters (the module's RULE), the
+    grid's conditions (every config but its seed, so that more seeds of one design share the rule) and, from
+    protocol v3, the source of the functions that decide it (the module's RULE_CODE: the verdict and its
+    regime checks), so that a changed check is a changed rule."""
     grid = sorted({records.run_id({k: v for k, v in c.as_dict().items() if k != "seed"}) for c in configs})
-    return records.config_hash({"rule": rule_of(module.verdict_for), "parameters": getattr(module, "RULE", {}),
-                                "grid": grid}, 8)
+    design = {"rule": rule_of(module.verdict_for), "parameters": getattr(module, "RULE", {}), "grid": grid}
+    if getattr(module, "RULE_CODE", ()):
+        design["code"] = [inspect.getsource(f) for f in module.RULE_CODE]
+    return records.config_hash(design, 8)
 
 
 def planned_runs(module, p: dict, seeds: int | None, check: bool = True) -> list[RunConfig]:

@@ -10,7 +10,11 @@ Recipe.late_eval_every):
   t interval;
 - `budget_stable`: the contrast stays on its side of its flip point (0, or a non-inferiority margin) even
   when the far end of that interval goes on for another late phase;
-- `plateau`: the same slope for one run alone (a teacher), with the interval of its regression.
+- `plateau`: the same slope for one run alone (a teacher), with the interval of its regression; over the
+  late phase, or (`lr_below`) over the evaluations after its LR has annealed below that share of its peak,
+  since over a cosine schedule's late phase a single curve mostly shows the annealing (a contrast of two
+  runs annealed alike does not); `converged`: another such stretch at the far end of that interval adds
+  less than a bound.
 
 The verdict's budget arm (every decisive contrast again at twice the epochs) is the direct test; these say
 why it should hold, and are computed on every run.
@@ -26,6 +30,8 @@ from scipy import stats
 
 from kd.recipe import LATE_PHASE
 
+ANNEALED = 0.1  # a teacher's plateau is read where its LR is at most this share of its peak (cosine: the last 20%)
+
 
 @dataclass
 class Slope:
@@ -35,6 +41,11 @@ class Slope:
     low: float
     high: float
     n: int
+    span: float = LATE_PHASE  # the share of training the slope was fitted over
+
+    def extended(self) -> float:
+        """What the far (upper) end of the interval adds over another stretch as long as the one fitted."""
+        return self.high * self.span
 
     def __str__(self):
         return f"{self.mean:+.2f} pp per schedule [95% CI {self.low:+.2f}, {self.high:+.2f}], n {self.n}"
@@ -76,11 +87,29 @@ def budget_stable(diff: float, slope: Slope, flip: float = 0.0) -> bool:
     return (diff + toward * LATE_PHASE - flip) * (diff - flip) > 0
 
 
-def plateau(history: pd.DataFrame, metric: str = "test_top1") -> Slope:
-    """One run's late-phase slope (a teacher's), with the 95% interval of its least-squares fit."""
-    curve = late_curve(history, metric)
+def plateau(history: pd.DataFrame, metric: str = "test_top1", lr_below: float | None = None) -> Slope:
+    """One run's slope (a teacher's) with the 95% interval of its least-squares fit: over the late phase, or
+    over the evaluations whose LR is at most `lr_below` times the run's peak LR (its `lr` column)."""
+    history = pd.DataFrame(history)
+    if metric not in history:  # never evaluated
+        return Slope(math.nan, math.nan, math.nan, 0, math.nan)
+    if lr_below is None:
+        curve = late_curve(history, metric)
+    else:
+        evaluated = history.dropna(subset=[metric])
+        annealed = evaluated[evaluated["lr"] <= lr_below * history["lr"].max()]
+        curve = pd.Series(annealed[metric].to_numpy(), index=annealed["epoch"].to_numpy() / history["epoch"].max())
+    # the stretch fitted: from the end of the epoch before its first evaluation to the end of training
+    span = LATE_PHASE if lr_below is None else 1 - curve.index.min() + 1 / history["epoch"].max() if len(curve) \
+        else math.nan
     if len(curve) < 3:
-        return Slope(math.nan, math.nan, math.nan, len(curve))
+        return Slope(math.nan, math.nan, math.nan, len(curve), span)
     fit = stats.linregress(curve.index.to_numpy(), curve.to_numpy())
     half = stats.t.ppf(0.975, len(curve) - 2) * fit.stderr
-    return Slope(float(fit.slope), float(fit.slope - half), float(fit.slope + half), len(curve))
+    return Slope(float(fit.slope), float(fit.slope - half), float(fit.slope + half), len(curve), float(span))
+
+
+def converged(slope: Slope, max_gain: float) -> bool:
+    """A plateau: even the upper end of its slope's interval, over another stretch as long as the one fitted,
+    adds less than `max_gain` pp (False where unknown)."""
+    return bool(slope.extended() < max_gain)  # nan compares False

@@ -20,6 +20,7 @@ from kd.device import resolve_device
 from kd.logit_cache import Teacher
 from kd.metrics import classification_metrics, topk_accuracy
 from kd.models import blend_into, count_params, create_model, forward_mflops
+from kd.regime import ANNEALED, plateau
 from kd.teachers import (checkpoint_name, external_logits_dir, load_checkpoint, load_ensemble, load_teacher,
                          pretrained_teacher, published_folder, teacher_folder)
 from kd.train import fit, predict
@@ -175,14 +176,20 @@ def distill_on_pool(config, ctx: Context) -> dict:
 
 
 def regime_of_teacher(config: RunConfig, ctx: Context) -> dict:
-    """How converged the run's teacher is: its clean-view top-1 on the pool it trained on, and how much its
-    test top-1 still rose over its last quarter of epochs (from its training history)."""
+    """How converged the run's teacher is: its clean-view top-1 on the pool it trained on, how much its test
+    top-1 still rose over its last quarter of epochs (v2), and its plateau (v3: the slope of its test top-1
+    once its LR annealed, kd.regime.plateau), from its training history."""
     def compute():
         teacher, info = ctx.teacher(config)
         facts = {"teacher_train_top1": math.nan, "teacher_last_quarter_gain": math.nan}
         history = Path(info["path"]).parent / "history.pt" if info.get("path") else None  # None: pretrained
         if config.teacher.checkpoint is None and history is not None and history.is_file():  # trained here
-            facts["teacher_last_quarter_gain"] = last_quarter_gain(records.load_saved(history))
+            curve = records.load_saved(history)
+            facts["teacher_last_quarter_gain"] = last_quarter_gain(curve)
+            slope = plateau(curve, lr_below=ANNEALED)
+            facts.update({"teacher_plateau": slope.mean, "teacher_plateau_low": slope.low,
+                          "teacher_plateau_high": slope.high, "teacher_plateau_n": slope.n,
+                          "teacher_plateau_span": slope.span})
             pool = training_pool(ctx.data.targets("train"), config.teacher_pool_fraction)
             logits = teacher.clean_logits("train", pool)
             facts["teacher_train_top1"] = topk_accuracy(logits, ctx.data.targets("train")[pool.to(logits.device)])

@@ -1,6 +1,6 @@
 """Four runs of KDAS Finding 3's smoke sweep, two of which fail the hard way while KD_TEST_FAULTS=1 (the test
 of run isolation in test_faults.py): "random" kills its own process with SIGSEGV, as the oneDNN bug did, and
-"per_class:low" trains with a learning rate of 1e30 until its loss is no longer finite."""
+"low" trains with a learning rate of 1e30 until its loss is no longer finite."""
 import dataclasses
 import os
 import signal
@@ -11,7 +11,7 @@ from experiments.kdas_finding3 import CLAIM, PAPER, PROFILES, TITLE, verdict_for
 from kd import harness
 
 NAME = "faulty_finding"
-CONDITIONS = ("all", "random", "per_class:low", "per_class:medium")
+CONDITIONS = ("all", "random", "low", "medium")
 
 
 def grid(p: dict, seeds: int) -> list[dict]:
@@ -28,7 +28,7 @@ def run(config, ctx) -> dict:
     if os.environ.get("KD_TEST_FAULTS") == "1":
         if config.condition == "random":
             os.kill(os.getpid(), signal.SIGSEGV)
-        if config.condition == "per_class:low":
+        if config.condition == "low":
             config = dataclasses.replace(config, recipe=dataclasses.replace(config.recipe, lr=1e30))
     return kdas_finding3.run(config, ctx)
 

@@ -5,6 +5,7 @@ import pytest
 import timm
 
 from experiments import dist_stronger_teacher as dist
+from experiments import kdas_common
 from experiments import kdas_finding3 as f3
 from kd.errors import KDError
 from kd.teachers import pretrained_teacher
@@ -95,6 +96,7 @@ def test_dist_grid_shares_the_f3_teacher_and_smooths_only_the_strong_student():
     by = {c["condition"]: c for c in configs}
     assert len(configs) == 2 + 3 * len(p["ladder"]) + 2 * len(dist.STRONG_METHODS)
     f3_teacher = f3.grid(f3.PROFILES["cpu"], 1)[0]["teacher"]
+    assert f3_teacher.pop("weights") == kdas_common.PUBLISHED_TEACHER_CPU  # v3: F3 pins the published weights
     assert by["resnet20: KD"]["teacher"] == f3_teacher  # one cached teacher for both findings
     assert by["resnet20 LS: KD"]["teacher"]["label_smoothing"] == 0.1
     assert by["resnet20 LS: KD | strong student"]["loss_options"]["label_smoothing"] == 0.1

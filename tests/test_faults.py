@@ -18,10 +18,10 @@ def test_a_crashed_run_and_a_nan_run_fail_alone_and_are_redone(tmp_path, monkeyp
     rows = pd.read_csv(runs).set_index("condition")
     assert rows.loc["random", "status"] == "failed"
     assert rows.loc["random", "error"] == "the run's process was killed by SIGSEGV"
-    assert rows.loc["per_class:low", "status"] == "failed"
-    assert rows.loc["per_class:low", "error"].startswith(  # the message itself, no exception class in front
-        "per_class:low seed 0: the training loss became NaN or infinite in epoch 1")
-    assert (rows.drop(["random", "per_class:low"]).status == "done").all() and len(rows) == 4
+    assert rows.loc["low", "status"] == "failed"
+    assert rows.loc["low", "error"].startswith(  # the message itself, no exception class in front
+        "low seed 0: the training loss became NaN or infinite in epoch 1")
+    assert (rows.drop(["random", "low"]).status == "done").all() and len(rows) == 4
     err = capsys.readouterr().err
     assert "2 runs failed" in err and "re-run the same command" in err
     done_before = rows[rows.status == "done"][["run_id", "final_test_top1"]]

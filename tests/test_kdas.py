@@ -50,61 +50,110 @@ def test_finding1_smoke_records_the_class_mix_of_every_selection(smoke, tmp_path
     assert (rows.student_mflops > 0).all() and (rows.teacher_mflops > 0).all()
 
 
-# ------------------------------------------------------------------------------------------ KDAS Finding 3: the verdict rule on made-up rows
-STEPS = f3.EQUAL_STEPS
+# ------------------------------------------------------------------------------------------ KDAS Finding 3: the v3 rule on made-up rows
+HOLDING = {"all": 80.0, "random": 79.0, "low": 78.0, "medium": 80.3, "high": 78.0}
+PLATEAU = {"teacher_plateau": -1.0, "teacher_plateau_low": -2.5, "teacher_plateau_high": 0.5,
+           "teacher_plateau_n": 5, "teacher_plateau_span": 0.2}
+CRITERION = {"max_gain": 0.3, "min_train_gap": 2.0}
 
 
-def f3_rows(all_=80.0, low=78.0, medium=80.0, high=78.0, seeds=5, noise=NOISE, drop=()):
-    """One pair's runs: per seed a shared offset (paired designs cancel it) plus the condition's mean."""
-    offset = OFFSET[:seeds]
-    means = {"all": all_, f"per_class:low{STEPS}": low, f"per_class:medium{STEPS}": medium,
-             f"per_class:high{STEPS}": high}
-    rows = [{"pair": "t->s", "condition": c, "seed": s, "final_test_top1": m + offset[s] + noise[(s + i) % 5]}
-            for i, (c, m) in enumerate(means.items()) if c not in drop for s in range(seeds)]
+def f3_rows(x1=None, x2=None, seeds=5, noise=NOISE, medians=(1e-4, 1e-2, 1.0), teacher=None):
+    """Both budgets' runs: per seed a shared offset (paired designs cancel it) plus the condition's mean;
+    x1 / x2 change the holding means of one budget."""
+    rows = []
+    for budget, change in ((1, x1), (2, x2)):
+        means = {**HOLDING, **(change or {})}
+        for i, (c, m) in enumerate(means.items()):
+            rows += [{"pair": "t->s", "condition": f3.label(c, budget), "seed": 30 + s, "recipe.epochs": 144 * budget,
+                      "final_test_top1": m + OFFSET[s] + noise[(s + i) % 5],
+                      "kl_tg_median": dict(zip(("low", "medium", "high"), medians)).get(c, 1e-2),
+                      "teacher_train_top1": 99.0, "teacher_test_top1": 90.0, **PLATEAU, **(teacher or {})}
+                     for s in range(seeds)]
     return pd.DataFrame(rows)
 
 
-def verdict(rows):
-    return f3.verdict_for(rows, "per_class", STEPS)[0]
+def f3_curves(rows, slopes=None):
+    """Late-phase curves ending at each run's top-1, flat unless `slopes` gives a condition's slope (pp per
+    schedule), with a little noise of the seed's."""
+    fractions = np.round(np.arange(0.62, 1.0001, 0.02), 9)
+    rng = np.random.default_rng(0)
+    return {(r.condition, r.seed): pd.Series(r.final_test_top1 - (slopes or {}).get(r.condition, 0.0) * (1 - fractions)
+                                             + rng.normal(0, 0.05, len(fractions)), index=fractions)
+            for r in rows.itertuples()}
 
 
-def test_kdas_f3_reproduced():
-    assert verdict(f3_rows()) == "reproduced"
+def f3_verdict(rows, slopes=None):
+    return f3.verdict_for(rows, f3_curves(rows, slopes), CRITERION)[0]
 
 
-@pytest.mark.parametrize("change", [dict(medium=77.0), dict(low=82.0), dict(high=82.0)])
-def test_kdas_f3_not_reproduced(change):
-    assert verdict(f3_rows(**change)) == "not reproduced"
+def test_kdas_f3_reproduced_when_both_budgets_hold():
+    assert f3_verdict(f3_rows()) == "reproduced"
 
 
-@pytest.mark.parametrize("change", [
-    dict(medium=79.6, noise=4 * NOISE),  # neither shown within the margin of all nor worse than all
-    dict(low=79.9),            # low ties medium
-    dict(seeds=1),             # one seed: no noise estimate
-    dict(drop=(f"per_class:high{STEPS}",)),  # a missing condition
+@pytest.mark.parametrize("change", [dict(medium=77.0), dict(low=82.0), dict(high=82.0), dict(random=82.0)])
+def test_kdas_f3_not_reproduced_when_both_budgets_contradict(change):
+    assert f3_verdict(f3_rows(change, change)) == "not reproduced"
+
+
+@pytest.mark.parametrize("x1, x2", [
+    (None, dict(medium=77.0)),  # holds at x1, contradicted at x2
+    (dict(medium=80.0, random=80.0), None),  # open at x1 (medium no better than random), holds at x2
+    # contradicted at both, but by different contrasts: medium below all at x1, below random at x2
+    (dict(medium=77.0, random=77.0, low=76.0, high=76.0), dict(medium=80.0, random=81.5)),
 ])
-def test_kdas_f3_inconclusive(change):
-    assert verdict(f3_rows(**change)) == "inconclusive"
+def test_kdas_f3_budget_dependent_when_the_budgets_disagree(x1, x2):
+    assert f3_verdict(f3_rows(x1, x2)) == "budget-dependent at this scale"
 
 
-def test_kdas_f3_ci_touching_zero_is_not_a_direction():
-    _, c = f3.verdict_for(f3_rows(low=79.7, noise=np.array([0.6, -0.5, 0.2, -0.6, 0.3])), "per_class", STEPS)
-    low = c["low vs medium"]
-    assert low.interval()[0] < 0 < low.interval()[1] and low.outcome == "within noise"
-
-
-def test_kdas_f3_outside_the_regime_is_inconclusive(tmp_path, monkeypatch):
+def test_kdas_f3_budget_dependent_when_a_deciding_contrast_still_closes_on_its_flip_point():
     rows = f3_rows()
-    rows["kl_tg_min"] = rows["kl_tg_max"] = rows["top_class_share"] = 0.1
-    rows["train_size"], rows["samples"] = 100, 1000
-    rows["teacher_test_top1"], rows["teacher_train_top1"] = 90.0, 99.0
-    rows["teacher_last_quarter_gain"], rows["student_last_quarter_gain"] = 0.1, 0.1
+    assert f3_verdict(rows, {"medium (2x budget)": 0.5}) == "reproduced"  # a small drift: still stable
+    # medium's lead over all falling by 5 pp per schedule at x2: another 40% would cross the -0.5 pp margin
+    verdict, facts = f3.verdict_for(rows, f3_curves(rows, {"medium (2x budget)": -5.0}), CRITERION)
+    assert verdict == "budget-dependent at this scale" and not facts["stable"][f3.MEDIUM_VS_ALL]
+    assert facts["drifts"][f3.MEDIUM_VS_ALL].high < -4
+
+
+@pytest.mark.parametrize("change", [dict(medians=(1e-3, 1.5e-3, 1.0)),  # low and medium hardly differ
+                                    dict(teacher={"teacher_plateau_high": 2.0}),  # +0.4 pp over another stretch
+                                    dict(teacher={"teacher_plateau_high": float("nan")}),  # no plateau known
+                                    dict(teacher={"teacher_train_top1": 91.0})])  # the teacher does not fit its pool
+def test_kdas_f3_premise_not_met_is_its_own_verdict(change):
+    assert f3_verdict(f3_rows(**change)) == "premise not met at this scale"
+    assert f3_verdict(f3_rows(dict(medium=77.0), dict(medium=77.0), **change)) == "premise not met at this scale"
+
+
+@pytest.mark.parametrize("change", [dict(low=79.9, high=80.2), dict(medium=79.6)])
+def test_kdas_f3_inconclusive_when_both_budgets_are_open(change):
+    noise = 4 * NOISE if "medium" in change else NOISE
+    assert f3_verdict(f3_rows(change, change, noise=noise)) == "inconclusive"
+
+
+def test_kdas_f3_one_seed_decides_nothing():
+    assert f3_verdict(f3_rows(seeds=1)) == "inconclusive"
+
+
+def test_kdas_f3_holm_counts_the_two_forms_of_medium_vs_all_once():
+    c = f3.contrasts_at(f3_rows(), 1)
+    assert {k: v.outcome for k, v in c.items()} == {**f3.HOLDS, "medium vs all": "within noise"}
+    assert c["low vs medium"].mde == c["low vs medium"].mde  # a family of four: alpha / 4
+
+
+def test_kdas_f3_report_shows_premise_budget_arm_and_figure(tmp_path):
+    rows = f3_rows().assign(kl_tg_min=1e-6, kl_tg_max=5.0, train_size=600, samples=172800)
+    rows["run_id"] = [f"r{i}" for i in range(len(rows))]
     out = f3.Outputs(tmp_path, tmp_path / "f.png")
-    p = {"regime": {"max_gain": 0.3, "min_train_gap": 2.0}, "kl_direction": "paper"}
-    monkeypatch.setattr(f3, "plot", lambda *a: None)  # the figure needs the ranking file; the verdict not
-    assert f3.report(rows, p, out) == "reproduced"
-    rows["student_last_quarter_gain"] = 1.0  # the student was still learning
-    assert f3.report(rows, p, out) == "inconclusive"
+    for r, curve in zip(rows.itertuples(), f3_curves(rows).values()):
+        out.history(r.run_id).parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"epoch": np.round(curve.index * 144).astype(int), "test_top1": curve.to_numpy()}).to_csv(
+            out.history(r.run_id), index=False)
+    pd.DataFrame({"kl_tg": np.logspace(-6, 1, 50)}).to_csv(f3.ranking_file(out, "t->s"), index=False)
+    assert f3.report(rows, {"regime": CRITERION, "kl_direction": "paper"}, out) == "reproduced"
+    table = out.table.read_text()
+    assert "**Premise**" in table and "**Regime** (v3, the budget arm" in table and "| **no** |" not in table
+    assert (tmp_path / "f.png").is_file()
+    rows["teacher_plateau_high"] = 2.0
+    assert f3.report(rows, {"regime": CRITERION, "kl_direction": "paper"}, out) == "premise not met at this scale"
     assert "| **no** |" in out.table.read_text()
 
 

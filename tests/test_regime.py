@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from kd.recipe import Recipe
-from kd.regime import Slope, budget_stable, drift, late_curve, plateau
+from kd.regime import Slope, budget_stable, converged, drift, late_curve, plateau
 
 
 def history(epochs: int, curve, every: int = 4, seed: int = 0) -> pd.DataFrame:
@@ -50,3 +50,19 @@ def test_a_plateau_has_the_interval_of_its_fit_and_too_few_evaluations_say_nothi
     assert flat.low < 0 < flat.high
     assert math.isnan(plateau(history(10, lambda f: 80.0, every=10)).mean)
     assert str(Slope(1.0, 0.5, 1.5, 5)) == "+1.00 pp per schedule [95% CI +0.50, +1.50], n 5"
+
+
+def test_a_teachers_plateau_is_read_once_its_lr_annealed():
+    """Over a cosine schedule's late phase a curve rises with the annealing; once the LR is below 10% of its
+    peak (the last ~20%) a converged teacher is flat, and `converged` asks its interval's upper end, over
+    another such stretch, to add less than the bound."""
+    recipe = Recipe(epochs=120, eval_every=5)
+    lr = lambda e: 0.025 * (1 + math.cos(math.pi * (e - 1) / 120))  # noqa: E731
+    curve = [{"epoch": e, "lr": lr(e), **({"test_top1": 84.5 - 40 * max(0.0, 0.8 - e / 120) ** 2 +
+                                                        0.02 * (-1) ** (e // 5)} if recipe.evaluates(e) else {})}
+             for e in range(1, 121)]
+    late, annealed = plateau(curve), plateau(curve, lr_below=0.1)
+    assert late.mean > 2 and not converged(late, 0.3)  # the late phase sees the annealing
+    assert annealed.n == 5 and 0.15 < annealed.span < 0.2 and abs(annealed.mean) < 0.5 and converged(annealed, 0.3)
+    assert not converged(Slope(0.0, -1.0, 2.0, 5, 0.2), 0.3) and converged(Slope(0.0, -1.0, 1.0, 5, 0.2), 0.3)
+    assert not converged(plateau(curve[:3], lr_below=0.1), 0.3)  # too few evaluations: no claim

@@ -67,8 +67,11 @@ def test_the_committed_rows_are_the_runs_the_code_builds(name):
     rule = harness.rule_id(module, configs)
     rows = pd.read_csv(folder / "runs.csv")
     current = rows[rows.rule_id == rule].set_index("run_id")
-    assert sorted(current.index) == sorted(c.run_id for c in configs)
-    for c in configs:
+    if current.empty:  # pending: a rule is committed before its runs, and has no table until they are done
+        assert not (folder / "table.md").exists(), name
+    else:
+        assert sorted(current.index) == sorted(c.run_id for c in configs)
+    for c in configs if len(current) else ():
         row = current.loc[c.run_id]
         for key, value in records.flatten(c.as_dict()).items():
             if key == "train_size":  # a row's train_size is the pool size the run reports (KDAS: not the plan's)
@@ -93,4 +96,5 @@ def test_every_committed_row_that_names_its_teacher_weights_names_published_ones
         named = distilled.teacher_sha256.dropna() if "teacher_sha256" in distilled else []
         assert {h for hs in named for h in hs.split()} <= known, runs
         if len(named) < len(distilled):
-            assert "do not record the weights they were distilled from" in (runs.parent / "table.md").read_text()
+            tables = sorted(runs.parent.glob("table*.md"))  # the current table, or an earlier rule's
+            assert any("do not record the weights they were distilled from" in t.read_text() for t in tables), runs

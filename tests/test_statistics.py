@@ -118,3 +118,17 @@ def test_a_teacher_not_trained_here_is_na_in_the_regime_but_an_unmeasured_studen
     assert met and block.count("| n/a |") == 2
     met, block = analysis.regime(rows.assign(student_last_quarter_gain=np.nan), criterion, "KD")
     assert not met
+
+
+def test_two_forms_of_one_contrast_count_once_in_holms_family():
+    """v3: the non-inferiority and plain tests of one difference take one place in the family, each with its
+    own p there (statsmodels' Holm on the family of the other contrasts)."""
+    made = {name: contrast(seeds([1.0, 2.0, 3.0]), seeds([0.0, 0.5, 1.0])) for name in ("ni", "plain", "other")}
+    for name, p in (("ni", 0.01), ("plain", 0.04), ("other", 0.03)):
+        made[name].p = p
+    made["ni"].margin = 0.5
+    c = decide(made, forms={"ni": "plain"})
+    assert c["plain"].p_holm == pytest.approx(0.06) and c["other"].p_holm == pytest.approx(0.06)
+    assert c["ni"].p_holm == pytest.approx(0.02) and c["ni"].outcome == "not worse"
+    assert c["plain"].outcome == "within noise"
+    assert decide(dict(made))["other"].p_holm == pytest.approx(0.06)  # three in the family: 0.03 x 2 (second step)
