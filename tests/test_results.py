@@ -98,3 +98,11 @@ def test_every_committed_row_that_names_its_teacher_weights_names_published_ones
         if len(named) < len(distilled):
             tables = sorted(runs.parent.glob("table*.md"))  # the current table, or an earlier rule's
             assert any("do not record the weights they were distilled from" in t.read_text() for t in tables), runs
+
+
+def test_the_v3_design_table_is_the_committed_rows_priced():
+    from experiments import designs
+    assert (REPO / "docs" / "v3_designs.md").read_text() == designs.render(), "run: python -m experiments.designs"
+    t = designs.table()
+    assert len(t) == 13 and (t.seeds >= 5).all() and (t.seeds <= designs.MAX_SEEDS).all()
+    assert ((t["underpowered"] == "yes") == (t["seeds for 80% power"].astype(float) > designs.MAX_SEEDS)).all()

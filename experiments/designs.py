@@ -1,0 +1,187 @@
+"""Protocol v3's designs for the thirteen findings (issue 32's report, issue 33's plan): per finding the premise
+it checks, the contrasts that decide it, the effect they must detect, the seeds a power calculation on the
+committed v2 rows asks for, and the cost of the v3 grid (its judged conditions at the recipe's budget and at
+twice the epochs), priced from the CPU seconds those rows measured. Nothing here trains; the v3 grids of all
+but KDAS Finding 3 are not coded yet (issue 33), so their `--dry-run` does not exist: rows are the prices.
+
+    python -m experiments.designs            # writes docs/v3_designs.md (tests check it is current)
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if not __package__:  # `python experiments/<name>.py`: run it as `python -m experiments.<name>` does
+    import runpy
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+    runpy.run_module(f"experiments.{Path(__file__).stem}", run_name="__main__", alter_sys=True)
+    sys.exit()
+
+import pandas as pd
+from statsmodels.stats.power import TTestPower
+
+from kd import records
+
+RESULTS = records.REPO / "results"
+MARGIN = 0.5      # pp: the effect targeted where the paper gives no number (the non-inferiority margin of v2)
+MAX_SEEDS = 10    # more seeds than this do not fit the 75-minute target: the verdict may say "underpowered"
+BUDGET_ARM = 3    # the grid at x1 and again at x2 epochs: three times the x1 cost
+TEACHER_MIN = 11.6  # measured: resnet20, 120 epochs on 1,200 images, one thread (kdas_common.CONVERGED_CPU)
+
+
+@dataclass
+class Design:
+    name: str
+    rule: str                 # the rule id of the v2 rows priced here
+    premise: str
+    contrasts: list           # (a, b, metric, effect in pp or None for MARGIN, one-sided?) over v2 conditions
+    keep: list                # the v2 conditions the v3 grid keeps (judged, or a named diagnostic)
+    new: dict = field(default_factory=dict)   # a new condition -> the v2 condition whose cost it has
+    teachers: float = 0.0     # new teachers to train, in resnet20-120-epoch units (TEACHER_MIN each)
+    note: str = ""
+
+
+ACC, AGREE = "final_test_top1", "final_test_agreement"
+DESIGNS = [
+    Design("kdas_finding3", "9639fe7e", "bands differ in KL_TG (adjacent medians x2); teacher fits its pool and has plateaued",
+           [("per_class:medium (equal steps)", "all", ACC, None, True),
+            ("per_class:medium (equal steps)", "random (equal steps)", ACC, None, False),
+            ("per_class:low (equal steps)", "per_class:medium (equal steps)", ACC, None, False),
+            ("per_class:high (equal steps)", "per_class:medium (equal steps)", ACC, None, False)],
+           ["all", "random (equal steps)", "per_class:low (equal steps)", "per_class:medium (equal steps)",
+            "per_class:high (equal steps)"], note="the pilot: coded and run (rule in its table)"),
+    Design("kdas_finding1", "696c6ab8", "top-k% has the higher mean KL_TS than random k% at its selections",
+           [(f"top {k}%", "all", ACC, None, True) for k in (40, 60, 80)]
+           + [(f"top {k}%", f"random {k}%", ACC, None, False) for k in (40, 60, 80)],
+           ["all"] + [f"{s} {k}%" for k in (40, 60, 80) for s in ("top", "random")],
+           note="ablations and 20% dropped (shown, never judged)"),
+    Design("kdas_finding2", "4ae34ae2", "the schedules process the same samples (equal mean ratio)",
+           [("decreasing 60->40% (linear)", "fixed 50%", ACC, None, False),
+            ("decreasing 60->40% (cosine)", "fixed 50%", ACC, None, False),
+            ("decreasing 60->40% (linear)", "increasing 40->60% (linear)", ACC, None, False)],
+           ["fixed 50%", "decreasing 60->40% (linear)", "decreasing 60->40% (cosine)", "increasing 40->60% (linear)"]),
+    Design("kdas_finding4", "604b9cb9", "the penalty down-weights samples (share with weight < 1 reported > 0)",
+           [("penalty gamma 0.5, ramp", "kd", ACC, None, False), ("penalty gamma 0.5, no ramp", "kd", ACC, None, False)],
+           ["kd", "penalty gamma 0.5, ramp", "penalty gamma 0.5, no ramp"]),
+    Design("kdas_method", "7a08e833", "KDAS processes fewer samples than KD (the saving happened)",
+           [("KD + KDAS", "KD", ACC, 0.17, True), ("KD + KDAS (release settings)", "KD", ACC, 0.17, True),
+            ("DKD + KDAS", "DKD", ACC, None, True)],
+           ["KD", "KD + KDAS", "KD + KDAS (release settings)", "DKD", "DKD + KDAS"],
+           note="paper: +0.17..+2.14 pp with KD; the smallest is targeted"),
+    Design("bigger_teachers", "e5f866a1", "teacher accuracy rises along the ladder (paired over teacher seeds)",
+           [("resnet56 T=4", "resnet20 T=4", ACC, None, True), ("resnet20 T=4", "resnet8 x0.5 T=4", ACC, None, False),
+            ("resnet8 x2 T=4", "resnet8 T=4", ACC, None, True)],
+           ["scratch"] + [f"{t} T=4" for t in ("resnet8 x0.5", "resnet8", "resnet8 x2", "resnet14", "resnet20",
+                                               "resnet32", "resnet56")],
+           teachers=4 * 7 * 1.6, note="T=16 series dropped; one teacher per student seed (7 sizes x 4 more seeds, "
+                                      "~1.6 resnet20-units each on average)"),
+    Design("eskd", "43b82fc5", "KD leads scratch early (paired at the stop epoch)",
+           [("resnet20: ESKD stop 96", "resnet20: full KD", ACC, None, False),
+            ("resnet56: ESKD stop 96", "resnet56: full KD", ACC, None, False)],
+           ["scratch", "resnet20: full KD", "resnet56: full KD", "resnet20: ESKD stop 96", "resnet56: ESKD stop 96"],
+           note="one pre-registered stop (96 of 192) instead of three"),
+    Design("early_stopped_teachers", "dab0a61c", "snapshots are less accurate than the full teacher; short full "
+           "schedules are annealed (LR 0 at their end)",
+           [("teacher at epoch 90", "teacher at epoch 120 (fully trained)", ACC, None, False),
+            ("teacher at epoch 60", "teacher at epoch 120 (fully trained)", ACC, None, False)],
+           ["teacher at epoch 30", "teacher at epoch 60", "teacher at epoch 90", "teacher at epoch 120 (fully trained)"],
+           new={f"teacher of a {e}-epoch schedule": "teacher at epoch 90" for e in (30, 60, 90)},
+           teachers=(30 + 60 + 90 + 120 * 0) / 120 * 2.5,
+           note="+3 annealed short-schedule resnet56 teachers (~2.5 resnet20-units per 120 epochs); the epoch "
+                "30/60/90 snapshots are retrained (not in results/teachers)"),
+    Design("dist_stronger_teacher", "fa685759", "each rung is more accurate than the one below, one factor changed",
+           [("resnet32: KD", "resnet20: KD", ACC, None, True), ("resnet32: DIST", "resnet32: KD", ACC, 1.09, False)],
+           ["scratch", "resnet8: KD", "resnet8: DIST", "resnet20: KD", "resnet20: DIST", "resnet32: KD", "resnet32: DIST"],
+           note="paper: DIST - KD 1.09 pp (CIFAR res56->res20); data rung and LS rungs kept out of the budget arm"),
+    Design("vanillakd_data_scale", "be13f477", "the methods' gap shrinks with data (gap x scale interaction)",
+           [("80 images: DKD", "80 images: KD", ACC, 0.76, False), ("80 images: DIST", "80 images: KD", ACC, 2.17, False),
+            ("1,600 images: DKD", "1,600 images: KD", ACC, None, True),
+            ("1,600 images: DIST", "1,600 images: KD", ACC, None, True)],
+           [f"{n} images: {m}" for n in ("80", "1,600") for m in ("KD", "DKD", "DIST")],
+           note="paper gaps at CIFAR-100 size: DKD 0.76, DIST 2.17 pp; middle scales dropped"),
+    Design("fidelity_ensembles", "88c5974a", "the teacher is at least as accurate as a scratch student",
+           [("5 teachers", "1 teacher", AGREE, None, False), ("1 teacher", "scratch", ACC, None, False)],
+           ["scratch", "1 teacher", "3 teachers", "5 teachers"], teachers=5 * 1.2,
+           note="5 longer-trained teacher members (~1.2 units each)"),
+    Design("fidelity_optimisation", "b2848423", "a teacher-near init starts near the teacher (agreement at epoch 0)",
+           [("lambda 1", "lambda 0", AGREE, None, False), ("lambda 0, 4x epochs", "lambda 0", AGREE, None, False)],
+           ["lambda 0", "lambda 0.5", "lambda 1", "lambda 0, 2x epochs", "lambda 0, 4x epochs"]),
+    Design("fidelity_augmentation", "59277ff2", "MixUp changes the inputs the student sees (train loss differs)",
+           [("+ MixUp", "crop + flip", AGREE, None, False),
+            ("+ MixUp", "crop + flip", "final_train_clean_agreement", None, False)],
+           ["crop + flip", "+ rotation", "+ MixUp", "all combined"]),
+]
+
+
+def paired_sd(rows: pd.DataFrame, a: str, b: str, metric: str) -> float:
+    x, y = (rows[rows.condition == c].set_index("seed")[metric] for c in (a, b))
+    return float((x - y.loc[x.index]).std()) if set(x.index) == set(y.index) else float("nan")
+
+
+def seeds_for(effect: float, sd: float, level: float, one_sided: bool) -> float:
+    """Seeds for 80% power to detect `effect` (pp) with a paired t at `level` (the exact noncentral t)."""
+    if not sd > 0:
+        return float("nan")
+    n = TTestPower().solve_power(effect_size=effect / sd, alpha=level, power=0.8,
+                                 alternative="larger" if one_sided else "two-sided")
+    return max(2.0, math.ceil(n))
+
+
+def plan(d: Design) -> dict:
+    rows = records.read_rows(RESULTS / d.name / "cpu" / "runs.csv", required=("run_id",))
+    rows = rows[rows.rule_id == d.rule]
+    level = 0.05 / len(d.contrasts)  # Holm's first step over the finding's family
+    sds, needs = [], []
+    for a, b, metric, effect, one_sided in d.contrasts:
+        sd = paired_sd(rows, a, b, metric)
+        sds.append(sd)
+        needs.append(seeds_for(effect if effect is not None else MARGIN, sd, level, one_sided))
+    need = max(needs)
+    mde5 = max(TTestPower().solve_power(nobs=5, alpha=level, power=0.8, alternative="larger" if c[-1] else
+                                        "two-sided") * sd for c, sd in zip(d.contrasts, sds))
+    seeds = int(min(max(5, need), MAX_SEEDS))
+    cost = rows.groupby("condition")["cpu_s"].mean()
+    per_seed = sum(cost[c] for c in d.keep) + sum(cost[c] for c in d.new.values())
+    runs_min = seeds * per_seed * BUDGET_ARM / 60
+    return {"finding": d.name, "premise": d.premise, "contrasts": len(d.contrasts),
+            "paired sd, v2 (pp)": f"{min(sds):.2f}-{max(sds):.2f}",
+            "effect targeted (pp)": ", ".join(sorted({f"{e if e is not None else MARGIN:g}" for *_, e, _ in d.contrasts})),
+            "MDE at 5 seeds (pp)": f"{mde5:.2f}", "seeds for 80% power": f"{need:.0f}", "seeds": seeds,
+            "runs": seeds * (len(d.keep) + len(d.new)) * 2,
+            "CPU-min of runs": round(runs_min), "teacher min": round(d.teachers * TEACHER_MIN),
+            "min at --jobs 2": round(runs_min / 2 * 1.1),  # +10%: the late-phase evaluations (F3: measured)
+            "min at 5 seeds": round(runs_min / seeds * 5 / 2 * 1.1),
+            "underpowered": "yes" if need > MAX_SEEDS else "", "note": d.note}
+
+
+def table() -> pd.DataFrame:
+    return pd.DataFrame([plan(d) for d in DESIGNS])
+
+
+def render() -> str:
+    t = table()
+    return (f"# Protocol v3: the designs of the thirteen findings\n\nGenerated by `python -m experiments.designs` from "
+            f"the committed v2 rows (their paired spread and measured CPU seconds); do not edit by hand. Per finding: "
+            f"the premise v3 checks before the claim, the contrasts that decide it (Holm over them), the effect they "
+            f"must detect (the paper's where it gives one, else {MARGIN:g} pp), the detectable effect at 5 seeds, the "
+            f"seeds a paired t needs for 80% power at Holm's first level (exact noncentral t, statsmodels), the "
+            f"seeds chosen (at least 5, at most {MAX_SEEDS}: 'underpowered' marks where the power calculation asks "
+            f"more), and the cost of the grid at the recipe's budget and at twice its epochs (the budget arm) on the "
+            f"2-core machine, from the v2 rows' CPU seconds of the conditions kept, +10% for the late-phase "
+            f"evaluations; new teachers in resnet20-units of {TEACHER_MIN} min. Only KDAS Finding 3 (the pilot) has "
+            f"its v3 grid coded, so only its cost also has a `--dry-run` (60 min at --jobs 2 estimated, see its "
+            f"table for the measured one).\n\n{t.to_markdown(index=False)}\n\n"
+            f"All thirteen: {t['min at --jobs 2'].sum() / 60:.1f} h of runs at --jobs 2 with the seeds chosen "
+            f"({t['min at 5 seeds'].sum() / 60:.1f} h at 5 seeds each), {t['teacher min'].sum() / 60:.1f} h of new "
+            f"teachers (one thread each); issue 33's targets are 75 min per finding and 12 h in all.\n")
+
+
+def write(path: Path = records.REPO / "docs" / "v3_designs.md") -> Path:
+    records.write_text(path, render())
+    return path
+
+
+if __name__ == "__main__":
+    print(write().read_text())
