@@ -14,7 +14,7 @@ experiments/ that defines
     report(rows, p, out)  summary, figure and comparison table with the verdict; returns the verdict
 
 and ends with `harness.main(sys.modules[__name__])`. The harness gives it a command line (--profile,
---seeds, --jobs, --data-dir, --device, --dry-run, --plot-only, --publish-teachers) and its plan: the grid
+--seeds, --jobs, --data-dir, --device, --dry-run, --plot-only, --publish-teachers, --replicate, --out) and its plan: the grid
 parsed and checked once, resume (a run is identified by the hash of its full config; completed runs are
 skipped, failed ones redone), reuse of other findings' runs, the rule id, the dry-run listing, and the report
 call. Runs are trained by a launcher (kd/launch.py: child processes of one thread each, several at once;
@@ -26,14 +26,17 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pandas as pd
 
-from kd import distributed, records
+from kd import distributed, records, replicate
 from kd.analysis import Outputs, plot_style, rule_of, teacher_weights_note
 from kd.config import RunConfig, teacher_jobs
 from kd.costs import MeasuredCosts, cost_line, costs, gpu_hours, teachers_to_train
@@ -78,8 +81,8 @@ def publish_teachers(module, args, p: dict, configs: list[RunConfig]) -> int:
 def dry_run(module, args, p: dict, configs: list[RunConfig], todo: list[RunConfig], reused: dict | None = None) -> int:
     """List the runs, which are done (or reused from another finding), and the estimated cost of the rest and
     of the teachers they still need (timed here, with one thread on a CPU as the runs train), and their
-    GPU-hours from measured costs; train nothing. On CUDA the per-sample costs timed here are added to
-    GPU_COSTS."""
+    GPU-hours from measured costs; train nothing (with --replicate: the replica's runs). On CUDA the
+    per-sample costs timed here are added to GPU_COSTS."""
     cache, reused = {}, reused or {}
     runs, teachers = costs(args, p, todo, cache)
     print(f"{module.NAME} --profile {args.profile}: {len(configs)} runs, "
@@ -119,6 +122,10 @@ def parse_args(module, argv=None):
     only.add_argument("--dry-run", action="store_true", help="list the runs and their estimated cost; train nothing")
     only.add_argument("--plot-only", action="store_true",
                     help="regenerate the figure and table from existing CSVs; train nothing")
+    ap.add_argument("--replicate", action="store_true",
+                      help="train the committed grid again here (with --seeds N: the first N seeds of each condition) "
+                           "into replicas/ (or --out), from the published teachers, and compare it run by run with "
+                           "the committed rows (replica_vs_committed.md); with --dry-run: price it")
     only.add_argument("--publish-teachers", action="store_true",
                       help="copy the teachers this grid distils from out of the cache into results/teachers "
                            "(commit them), so that a fresh clone distils from the same weights; train nothing")
@@ -142,6 +149,11 @@ def parse_args(module, argv=None):
     ap.add_argument("--results-root", type=Path, help=argparse.SUPPRESS)  # the results (figures: beside them)
     ap.add_argument("--figures-root", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.replicate and args.publish_teachers:
+        ap.error("--replicate distils from the published teachers; it does not publish any")
+    args.committed_root = args.results_root or REPO / "results"  # the rows a replica is compared with
+    if args.replicate:  # never into the tracked results: replicas/ (git-ignored), or --out
+        args.results_root = (args.out or REPO / "replicas") / "results"
     args.results_root = args.results_root or (args.out / "results" if args.out else REPO / "results")
     args.figures_root = args.figures_root or args.results_root.parent / "figures"  # never the repo's for others
     return args
@@ -221,6 +233,7 @@ def _main(module, args, isolate: bool) -> int:
                       "(e.g. `torchrun --nproc_per_node 8 -m experiments.<name> --sync-bn ...`); this is one "
                       "process, where batch norm already sees the whole batch.")
     p, out, configs, todo, done = plan(module, args)
+    committed = committed_rows(module, args, configs) if args.replicate else None  # before any compute
     if args.plot_only:
         if done.empty:
             raise KDError(f"No completed runs in {out.runs}; run the experiment without --plot-only first.")
@@ -231,6 +244,10 @@ def _main(module, args, isolate: bool) -> int:
         return dry_run(module, args, p, configs, todo, reused)
     if args.publish_teachers:
         return publish_teachers(module, args, p, configs)
+    if not todo and not reused and not args.replicate:
+        print(f"All {len(configs)} runs of this grid are done in {out.runs}: nothing to train, the table below is "
+              f"theirs. To check them on this machine, --replicate [--seeds 2] trains them again into replicas/ and "
+              f"compares the two.")
     check_pinned(todo, Context(p, "cpu", args.data_dir))  # before any row is written or run trained
     for config, *source in reused.values():
         write_reused(out, config, args.profile, *source)
@@ -242,6 +259,8 @@ def _main(module, args, isolate: bool) -> int:
     if not distributed.is_writer():  # rank 0 writes the report
         return 1 if failed else 0
     code = _report(module, completed(out), p, out, configs)
+    if committed is not None and not failed and code == 0:
+        code = compare_replica(module, args, p, out, configs, committed)
     if failed:
         print(f"{len(failed)} runs failed ({', '.join(failed)}); re-run the same command to redo them.",
               file=sys.stderr)
@@ -271,7 +290,53 @@ def planned_runs(module, p: dict, seeds: int | None, check: bool = True) -> list
     return [c.check() for c in configs] if check else configs
 
 
+def committed_rows(module, args, configs: list[RunConfig]) -> pd.DataFrame:
+    """--replicate: every committed row of this grid's rule (all seeds: the spread a replica is held to); an
+    error before any compute where some run of the replica's grid is not among them."""
+    folder = args.committed_root / module.NAME / args.profile
+    rule = rule_id(module, configs)
+    rows = completed(Outputs(folder, None))
+    rows = rows[rows["rule_id"] == rule] if "rule_id" in rows else rows.iloc[:0]
+    missing = {c.run_id for c in configs} - set(rows.get("run_id", ()))
+    if missing:
+        raise KDError(f"--replicate trains the committed grid again and compares, but {len(missing)} of the "
+                      f"{len(configs)} runs it would train are not committed under the current rule ({rule}) in "
+                      f"{folder / 'runs.csv'}. Run the finding itself first (or fewer --seeds); nothing was trained.")
+    return rows
+
+
+def compare_replica(module, args, p: dict, out: Outputs, configs: list[RunConfig], committed: pd.DataFrame) -> int:
+    """Judge the committed rows of the replica's seeds in a scratch copy of their folder (the table and figure
+    of the committed results are never rewritten), compare, print the outcome line, write the report."""
+    ids = {c.run_id for c in configs}
+    folder = args.committed_root / module.NAME / args.profile
+    here = completed(out)
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Outputs(Path(tmp) / "results", Path(tmp) / "figure.png", rule_id=out.rule_id)
+        shutil.copytree(folder, scratch.results, ignore=shutil.ignore_patterns("runs.csv", "resume", "submitit"))
+        same_seeds = _judge(module, committed[committed.run_id.isin(ids)], p, scratch, configs)
+    table = folder / "table.md"
+    found = re.search(r"\*\*Verdict: (.+?)\.\*\*", table.read_text()) if table.is_file() else None
+    verdicts = {"committed": found.group(1) if found else "none", "committed, same seeds": same_seeds,
+                "replica": _judge(module, here[here.run_id.isin(ids)], p, out, configs)}
+    line, text = replicate.compare(committed, here[here.run_id.isin(ids)], verdicts)
+    records.write_text(out.results / "replica_vs_committed.md", text)
+    print(f"{line}\nreport: {out.results / 'replica_vs_committed.md'}")
+    return 0
+
+
 def _report(module, rows: pd.DataFrame, p: dict, out: Outputs, configs: list[RunConfig]) -> int:
+    verdict = _judge(module, rows, p, out, configs)
+    if verdict is None:
+        return 1
+    print(out.table.read_text())
+    print(f"figure: {out.figure}\ntable: {out.table}\nverdict: {verdict}")
+    return 0
+
+
+def _judge(module, rows: pd.DataFrame, p: dict, out: Outputs, configs: list[RunConfig]) -> str | None:
+    """The grid's table and figure from its rows, and its verdict ("none (rule changed)" for rows of another
+    rule); None, said, where some run of the grid is not complete."""
     order = {c.run_id: i for i, c in enumerate(configs)}
     rows = rows[rows["run_id"].isin(order)] if "run_id" in rows else rows  # this grid's runs only
     rows = rows.sort_values("run_id", key=lambda ids: ids.map(order))  # grid order, whatever finished first
@@ -281,7 +346,7 @@ def _report(module, rows: pd.DataFrame, p: dict, out: Outputs, configs: list[Run
         print(f"{missing} of {len(wanted)} runs of this grid are not complete in {out.runs}; the figure and "
               f"table need all of them: run the same command without --plot-only to finish the grid.",
               file=sys.stderr)
-        return 1
+        return None
     ids = set(rows["rule_id"].dropna()) if "rule_id" in rows else set()
     if ids != {out.rule_id}:
         before = ", ".join(sorted(ids)) if ids else "v1 (before rule ids)"
@@ -291,6 +356,4 @@ def _report(module, rows: pd.DataFrame, p: dict, out: Outputs, configs: list[Run
     plot_style()
     np.random.seed(0)  # seaborn's strip-plot jitter (its bootstrap CIs take seed=0): the same rows give the same figure
     verdict = module.report(rows, p, out)
-    print(out.table.read_text())
-    print(f"figure: {out.figure}\ntable: {out.table}\nverdict: {'none (rule changed)' if out.stale else verdict}")
-    return 0
+    return "none (rule changed)" if out.stale else verdict
