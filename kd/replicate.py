@@ -47,9 +47,8 @@ def compare(committed: pd.DataFrame, replica: pd.DataFrame, verdicts: dict[str, 
              f"the mean run differs by {runs['difference'].mean():+.2f} pp (largest {runs['difference'].abs().max():.2f})"]
     if not theirs:
         facts.append("the committed rows name no teacher weights (before protocol v3), so the teachers are not compared")
-    if not same_teacher:
-        facts.append("the teacher weights (teacher_sha256) differ from those the committed rows name")
     if not same_teacher:  # other weights make other runs, whatever the verdict says
+        facts.append("the teacher weights (teacher_sha256) differ from those the committed rows name")
         head = (f"not replicated: distilled from other teacher weights (verdict '{verdicts['replica']}' here, "
                 f"'{verdicts['committed, same seeds']}' from the committed rows of the same seeds)")
     elif same:
