@@ -44,6 +44,9 @@ class CrossEntropy:
     def uses_teacher(self, epoch: int) -> bool:
         return False
 
+    def facts(self) -> dict:
+        return {}
+
     def __call__(self, s: Tensor, t: Tensor | None, y: Tensor, idx: Tensor, epoch: int) -> dict:
         return {"ce": losses.cross_entropy(s, y, self.label_smoothing)}
 
@@ -73,6 +76,10 @@ class Distillation:
 
     def uses_teacher(self, epoch: int) -> bool:
         return self.stop_epoch is None or epoch <= self.stop_epoch
+
+    def facts(self) -> dict:
+        """What the epoch's history records of the objective beside its terms (the KDAS weights it applied)."""
+        return self.sample_weights.facts() if hasattr(self.sample_weights, "facts") else {}
 
     def __call__(self, s: Tensor, t: Tensor | None, y: Tensor, idx: Tensor, epoch: int) -> dict:
         if not self.uses_teacher(epoch):
@@ -136,7 +143,9 @@ class QualityWeights:
     KL_TG lies outside the band between its `low` and `high` quantiles are down-weighted,
     w = clamp(1 - lambda * distance outside the band, gamma, 1) (lambda = 1000: effectively gamma outside).
     `ramp` > 0 grows lambda from 0 to full over that many epochs after `start` (the paper's ramp-up; the
-    release defaults to none); before `start` (the release's KDAS warm-up) every weight is 1."""
+    release defaults to none); before `start` (the release's KDAS warm-up) every weight is 1. `facts()` says
+    what the weights were since it was last asked (once per epoch, in the history): their mean, the share of
+    samples they cut (w < 1) and the share held at the floor gamma, the premise of KDAS Finding 4."""
     low: float = 0.2
     high: float = 0.8
     lam: float = 1000.0
@@ -151,6 +160,7 @@ class QualityWeights:
         if not 0 <= self.gamma <= 1 or self.lam < 0 or self.ramp < 0:
             raise KDError(f"KDAS weights need gamma in [0, 1], lambda >= 0 and ramp >= 0; got gamma="
                           f"{self.gamma}, lambda={self.lam}, ramp={self.ramp}.")
+        self._tally = None  # sum of weights, how many < 1, how many at the floor, how many: since facts()
 
     def __call__(self, t: Tensor, y: Tensor, epoch: int) -> Tensor:
         q = losses.kl_tg(t, y, self.direction)
@@ -159,7 +169,17 @@ class QualityWeights:
         progress = min((epoch - self.start) / self.ramp, 1.0) if self.ramp > 0 else 1.0
         lo, hi = torch.quantile(q, torch.tensor([self.low, self.high], dtype=q.dtype, device=q.device))
         outside = (lo - q).clamp(min=0) + (q - hi).clamp(min=0)
-        return (1 - progress * self.lam * outside).clamp(self.gamma, 1.0)
+        w = (1 - progress * self.lam * outside).clamp(self.gamma, 1.0)
+        tally = torch.stack([w.sum(), (w < 1).sum(), (w <= self.gamma).sum(), torch.tensor(len(w), device=w.device)])
+        self._tally = tally.double() + (self._tally if self._tally is not None else 0)  # no host sync per batch
+        return w
+
+    def facts(self) -> dict:
+        tally, self._tally = self._tally, None
+        if tally is None:  # no weighted batch since the last call (before `start`, or after an ESKD stop)
+            return {}
+        total, below, floor, n = tally.tolist()
+        return {"kd_weight_mean": total / n, "kd_weight_below_1": below / n, "kd_weight_at_floor": floor / n}
 
 
 LOSSES = {"kd": KD, "dkd": DKD, "dist": DIST, "bkl": BKL, "ce": CrossEntropy}

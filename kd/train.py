@@ -203,7 +203,8 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
             s.samples += s.seen
             row = {"epoch": epoch, "lr": s.opt.param_groups[0]["lr"], "samples": s.samples,
                    "epoch_s": time.perf_counter() - t0, "train_top1": 100.0 * s.correct.item() / s.seen,
-                   **{f"train_{k}": v.item() / s.seen for k, v in s.sums.items()}, **sampler.facts()}
+                   **{f"train_{k}": v.item() / s.seen for k, v in s.sums.items()}, **sampler.facts(),
+                   **getattr(s.objective, "facts", dict)()}
             if evaluate:
                 logits = predict(s.model, data, "test")
                 row.update({f"test_{k}": v for k, v in classification_metrics(

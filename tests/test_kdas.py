@@ -31,7 +31,7 @@ def test_release_conditions_run_the_releases_settings(profile):
     assert runs["KD + KDAS"]["loss_options"]["kd_weight"] == 0.9
 
 
-@pytest.mark.parametrize("name", ["kdas_finding2", "kdas_finding4", "kdas_method"])
+@pytest.mark.parametrize("name", ["kdas_finding2", "kdas_method"])
 def test_every_kdas_script_passes_its_smoke_profile(name, smoke):
     smoke(name)
 
@@ -219,27 +219,91 @@ def test_kdas_f2_inconclusive(change):
     assert f2_verdict(**change) == "inconclusive"
 
 
-# ------------------------------------------------------------------------------------------ KDAS Finding 4: the verdict rule on made-up rows
-def f4_verdict(kd=80.0, paper=81.5, release=81.0, seeds=5, noise=NOISE, drop=()):
-    offset = OFFSET[:seeds]
-    means = {"kd": kd, f4.PAPER_CONDITION: paper, f4.RELEASE_CONDITION: release}
-    rows = pd.DataFrame([{"condition": c, "seed": s, "final_test_top1": m + offset[s] + noise[(s + i) % 5]}
-                         for i, (c, m) in enumerate(means.items()) if c not in drop for s in range(seeds)])
-    return f4.verdict_for(rows)[0]
+# ------------------------------------------------------------------------------------------ KDAS Finding 4: the v3 rule on made-up rows
+F4_HOLDING = {"kd": 80.0, f4.PAPER_CONDITION: 81.0, f4.RELEASE_CONDITION: 80.5}
 
 
-def test_kdas_f4_reproduced():
-    assert f4_verdict() == "reproduced"
+def f4_rows(x1=None, x2=None, seeds=10, noise=NOISE, weight=0.8, teacher=None):
+    """Both budgets' runs of plain KD and the two penalties (shared offsets per seed, a little noise); x1 / x2
+    change the holding means of one budget; `weight`: the penalty runs' mean KD weight in their last epoch."""
+    rows = []
+    for budget, change in ((1, x1), (2, x2)):
+        for i, (c, m) in enumerate({**F4_HOLDING, **(change or {})}.items()):
+            rows += [{"condition": f4.label(c, budget), "seed": 100 + s, "recipe.epochs": 144 * budget,
+                      "final_test_top1": m + OFFSET[s % 5] + noise[(s + i) % 5] * (1 + s // 5),
+                      "kd_weight_mean": weight if c != "kd" else np.nan, "kd_weight_below_1": 0.4,
+                      "kd_weight_at_floor": 0.3, "teacher_train_top1": 99.0, "teacher_test_top1": 90.0, **PLATEAU,
+                      **(teacher or {})} for s in range(seeds)]
+    return pd.DataFrame(rows)
 
 
-def test_kdas_f4_not_reproduced():
-    assert f4_verdict(paper=78.5) == "not reproduced"
+def f4_verdict(rows, slopes=None):
+    return f4.verdict_for(rows, f3_curves(rows, slopes), CRITERION)[0]
 
 
-@pytest.mark.parametrize("change", [dict(paper=80.1), dict(release=78.0), dict(seeds=1),
-                                    dict(drop=(f4.RELEASE_CONDITION,))])
-def test_kdas_f4_inconclusive(change):
-    assert f4_verdict(**change) == "inconclusive"
+def test_kdas_f4_reproduced_when_both_budgets_hold():
+    assert f4_verdict(f4_rows()) == "reproduced"
+
+
+@pytest.mark.parametrize("change", [{f4.PAPER_CONDITION: 78.5},  # the paper's penalty is worse
+                                    {f4.PAPER_CONDITION: 80.05}])  # shown no better than KD by 0.5 pp
+def test_kdas_f4_not_reproduced_when_both_budgets_contradict(change):
+    verdict, facts = f4.verdict_for(f4_rows(change, change), f3_curves(f4_rows(change, change)), CRITERION)
+    assert verdict == "not reproduced" and facts["decisive"]
+
+
+def test_kdas_f4_budget_dependent_when_the_budgets_disagree_or_drift():
+    assert f4_verdict(f4_rows(None, {f4.PAPER_CONDITION: 78.5})) == "budget-dependent at this scale"
+    rows = f4_rows()
+    # the penalty's lead falling by 5 pp per schedule at x2: another 40% would take it below KD
+    verdict, facts = f4.verdict_for(rows, f3_curves(rows, {f4.label(f4.PAPER_CONDITION, 2): -5.0}), CRITERION)
+    assert verdict == "budget-dependent at this scale" and not facts["stable"][f4.PAPER_VS_KD]
+
+
+@pytest.mark.parametrize("change", [dict(weight=0.99),  # the penalty hardly cuts anything
+                                    dict(teacher={"teacher_plateau_high": 2.0}),  # the teacher still gains
+                                    dict(teacher={"teacher_train_top1": 91.0})])  # it does not fit its pool
+def test_kdas_f4_premise_not_met_is_its_own_verdict(change):
+    assert f4_verdict(f4_rows(**change)) == "premise not met at this scale"
+
+
+def test_kdas_f4_open_readings_are_underpowered_or_inconclusive():
+    small = {f4.PAPER_CONDITION: 80.3}  # between 0 and the margin: neither better nor shown no better
+    assert f4_verdict(f4_rows(small, small, noise=6 * NOISE)) == "underpowered at this scale"
+    release_worse = {f4.RELEASE_CONDITION: 79.0}  # the paper's better, the release's worse: open, well powered
+    assert f4_verdict(f4_rows(release_worse, release_worse, noise=NOISE / 2)) == "inconclusive"
+
+
+def test_kdas_f4_holm_counts_the_two_forms_once_and_one_seed_decides_nothing():
+    c = f4.contrasts_at(f4_rows(), 1)
+    assert {k: v.outcome for k, v in c.items()} == {f4.NO_BETTER: "not shown", f4.PAPER_VS_KD: "better",
+                                                    f4.RELEASE_VS_KD: "better"}
+    assert f4_verdict(f4_rows(seeds=1)) in ("underpowered at this scale", "inconclusive")
+
+
+def test_kdas_f4_report_shows_premise_budget_arm_and_figure(tmp_path):
+    rows = f4_rows().assign(samples=172800)
+    rows["run_id"] = [f"r{i}" for i in range(len(rows))]
+    out = f4.Outputs(tmp_path, tmp_path / "f.png")
+    for r, curve in zip(rows.itertuples(), f3_curves(rows).values()):
+        out.history(r.run_id).parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"epoch": np.round(curve.index * 144).astype(int), "test_top1": curve.to_numpy(),
+                      "kd_weight_mean": r.kd_weight_mean}).to_csv(out.history(r.run_id), index=False)
+    p = {"regime": CRITERION, "band": (0.2, 0.8), "lam": 1000.0, "direction": "paper"}
+    assert f4.report(rows, p, out) == "reproduced"
+    table = out.table.read_text()
+    assert "**Premise**" in table and "**Regime** (v3, the budget arm" in table and "| **no** |" not in table
+    assert "0.800 (40%)" in table and (tmp_path / "f.png").is_file()
+
+
+def test_kdas_f4_runs_record_the_weights_their_penalty_applied(smoke):
+    rows = smoke("kdas_finding4")
+    penalised = rows[rows.condition.str.startswith("penalty")]
+    assert (penalised.kd_weight_mean < 1).all() and (penalised.kd_weight_below_1 > 0).all()
+    assert rows[rows.condition.str.startswith("kd")].kd_weight_mean.isna().all()
+    ramp = {c["condition"]: c["weights"]["ramp"] for c in f4.grid(f4.PROFILES["cpu"], 1) if "weights" in c}
+    assert ramp == {f4.PAPER_CONDITION: 72, f4.RELEASE_CONDITION: 0, f4.label(f4.PAPER_CONDITION, 2): 144,
+                    f4.label(f4.RELEASE_CONDITION, 2): 0}  # the ramp is half of its own budget's training
 
 
 # ------------------------------------------------------------------------------------------ KDAS method: the verdict rule on made-up rows
