@@ -25,6 +25,7 @@ class Outputs:
     rule_id: str = ""  # the pre-registered rule and grid the table is judged under (see harness.rule_id)
     stale: str = ""    # why the rows cannot be judged under it ("" when they can)
     teachers: str = ""  # what the rows say of the teacher weights they were distilled from (see harness._report)
+    save_students: bool = False  # each run also saves its student (see student())
 
     @property
     def runs(self) -> Path:
@@ -40,6 +41,10 @@ class Outputs:
 
     def history(self, run_id: str) -> Path:
         return self.results / "histories" / f"{run_id}.csv"
+
+    def student(self, run_id: str) -> Path:
+        """Where a run saves its trained student (final and best safetensors, config.json): kd.checkpoints."""
+        return self.results / "students" / run_id
 
     def state(self, run_id: str) -> Path:
         """Where an unfinished run keeps what it needs to resume (removed once its row is written)."""

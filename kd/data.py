@@ -159,32 +159,22 @@ class TensorData(_Labelled):
                         torch.full_like(chunk, self.clean_view))
 
 
-class FolderData(_Labelled):
-    """An ImageNet-style tree (root/train/<class>/*, root/val/<class>/*) through torchvision's ImageFolder
-    and a multi-worker, pinned-memory DataLoader. Views are random resized crops: not keyed (view=None)."""
+class LoaderData(_Labelled):
+    """Any map-style torch Datasets of (image tensor, label) through a multi-worker, pinned-memory DataLoader:
+    a training set (its random views: not keyed, view=None), a test set and, for train fidelity and ranking,
+    clean views of the training images (default: the training set itself). The library entry for your own
+    data (kd.api); `FolderData` builds one from an ImageNet-style tree. Labels come from a dataset's
+    `targets` where it has them, else from one pass over it."""
 
-    def __init__(self, root: Path, image_size: int = 224, workers: int = 8):
-        from timm.data import create_transform
-        from torchvision import datasets
-        for sub in ("train", "val"):
-            if not (root / sub).is_dir():
-                raise KDError(f"ImageFolder data needs {root}/train/<class>/... and {root}/val/<class>/...; "
-                              f"{root / sub} is missing. Point --data-dir at the folder that holds both.")
-        mean, std = MEAN_STD["imagefolder"]
-        # the papers' ImageNet views: random resized crop + flip (no colour jitter); resize to 256/224, centre crop
-        self.train_set = _Indexed(datasets.ImageFolder(root / "train", create_transform(
-            image_size, is_training=True, color_jitter=None, mean=mean, std=std)))
-        clean = create_transform(image_size, is_training=False, crop_pct=224 / 256, mean=mean, std=std)
-        self.test_set = _Indexed(datasets.ImageFolder(root / "val", clean))
-        # clean views of the training files (train fidelity): the same file list, not a second scan of the tree
-        train_clean = copy.copy(self.train_set.ds)
-        train_clean.transform = clean
-        self.train_clean_set = _Indexed(train_clean)
-        self.name, self.workers = f"imagefolder:{root}", workers
-        self.num_classes, self.in_chans, self.image_size = len(self.train_set.ds.classes), 3, (image_size,) * 2
-        self.train_y = torch.tensor(self.train_set.ds.targets)
-        self.test_y = torch.tensor(self.test_set.ds.targets)
-        self.device = torch.device("cpu")
+    def __init__(self, train_set, test_set, train_clean_set=None, num_classes: int | None = None,
+                 name: str = "datasets", workers: int = 0):
+        self.train_set, self.test_set = _Indexed(train_set), _Indexed(test_set)  # items (x, y, index)
+        self.train_clean_set = _Indexed(train_clean_set if train_clean_set is not None else train_set)
+        self.train_y, self.test_y = labels_of(train_set), labels_of(test_set)
+        x = train_set[0][0]
+        self.num_classes = num_classes or int(max(self.train_y.max(), self.test_y.max())) + 1
+        self.in_chans, self.image_size = x.shape[0], tuple(x.shape[1:])
+        self.name, self.workers, self.device = name, workers, torch.device("cpu")
         self.num_views, self.clean_view = None, None
 
     def keep_test(self, keep: Tensor):
@@ -192,7 +182,7 @@ class FolderData(_Labelled):
         self.test_set = _Indexed(torch.utils.data.Subset(self.test_set.ds, keep.tolist()))
         self.test_y = self.test_y[keep]
 
-    def to(self, device) -> "FolderData":
+    def to(self, device) -> "LoaderData":
         self.device = torch.device(device)
         return self
 
@@ -215,6 +205,34 @@ class FolderData(_Labelled):
         idx = torch.arange(len(self.targets(split))) if idx is None else idx.cpu()
         yield from self._load(self.train_clean_set if split == "train" else self.test_set, idx.split(batch_size), 0)
 
+
+def labels_of(dataset) -> Tensor:
+    """A dataset's labels: its `targets` (torchvision's datasets), else read once from every sample."""
+    targets = getattr(dataset, "targets", None)
+    return torch.as_tensor(targets if targets is not None else [int(y) for _, y in dataset])
+
+
+class FolderData(LoaderData):
+    """An ImageNet-style tree (root/train/<class>/*, root/val/<class>/*) through torchvision's ImageFolder.
+    Views are random resized crops: not keyed (view=None)."""
+
+    def __init__(self, root: Path, image_size: int = 224, workers: int = 8):
+        from timm.data import create_transform
+        from torchvision import datasets
+        for sub in ("train", "val"):
+            if not (root / sub).is_dir():
+                raise KDError(f"ImageFolder data needs {root}/train/<class>/... and {root}/val/<class>/...; "
+                              f"{root / sub} is missing. Point --data-dir at the folder that holds both.")
+        mean, std = MEAN_STD["imagefolder"]
+        # the papers' ImageNet views: random resized crop + flip (no colour jitter); resize to 256/224, centre crop
+        train = datasets.ImageFolder(root / "train", create_transform(
+            image_size, is_training=True, color_jitter=None, mean=mean, std=std))
+        clean = create_transform(image_size, is_training=False, crop_pct=224 / 256, mean=mean, std=std)
+        # clean views of the training files (train fidelity): the same file list, not a second scan of the tree
+        train_clean = copy.copy(train)
+        train_clean.transform = clean
+        super().__init__(train, datasets.ImageFolder(root / "val", clean), train_clean, len(train.classes),
+                         f"imagefolder:{root}", workers)
 
 class _Indexed(torch.utils.data.Dataset):
     def __init__(self, ds):

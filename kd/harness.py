@@ -132,6 +132,9 @@ def parse_args(module, argv=None):
     ap.add_argument("--keep-state", action="store_true",
                     help="keep each finished run's resume state (results/<name>/<profile>/resume/; by default it "
                          "is removed once the run's row is written)")
+    ap.add_argument("--save-students", action="store_true",
+                    help="keep each run's trained student, final and best, as safetensors files timm loads "
+                         "(results/<name>/<profile>/students/<run_id>/, git-ignored)")
     slurm = ap.add_argument_group("Slurm (submitit): one job per run, as job arrays")
     slurm.add_argument("--launcher", default="processes", choices=("processes", "slurm", "submitit-local"),
                        help="processes (default): --jobs child processes here; slurm: submit the remaining runs as "
@@ -174,7 +177,7 @@ def plan(module, args) -> tuple[dict, Outputs, list[RunConfig], list[RunConfig],
     """A finding's profile, outputs, checked grid, the runs still to do and the completed rows."""
     p = dict(module.PROFILES[args.profile])
     out = Outputs(args.results_root / module.NAME / args.profile,
-                  args.figures_root / f"{module.NAME}_{args.profile}.png")
+                  args.figures_root / f"{module.NAME}_{args.profile}.png", save_students=args.save_students)
     configs = planned_runs(module, p, args.seeds)
     out.rule_id = rule_id(module, configs)
     done = completed(out)

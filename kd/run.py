@@ -12,6 +12,7 @@ import torch
 from kd import objectives, records, samplers
 from kd.analysis import last_quarter_gain
 from kd.augment import augmented
+from kd.checkpoints import save_run
 from kd.config import RunConfig, TeacherJob
 from kd.data import training_pool
 from kd.datasets import load_dataset
@@ -84,7 +85,8 @@ class Context:
         if t.members > 1:
             return load_ensemble(spec, self.data, self.device, self.log, cache)
         if t.checkpoint is not None:
-            model, info = load_checkpoint(t.checkpoint, self.data, self.device, t.model)
+            model, info = load_checkpoint(t.checkpoint, self.data, self.device, t.model,
+                                          t.width if "width" in t.keys else None)
             return Teacher([model], self.data, external_logits_dir(t.checkpoint), cache), {**info, "key": t.checkpoint}
         return load_teacher(spec, self.data, self.device, t.epoch, self.log, cache, snapshots)
 
@@ -139,8 +141,11 @@ def distill(config, ctx: Context, pool: torch.Tensor, objective=None, sampler=No
     if config.teacher_init is not None:  # lambda * teacher + (1 - lambda) * this random init
         blend_into(student, teacher.models[0], config.teacher_init)
     state = ctx.out.state(config.run_id) if ctx.out is not None else None
+    keep = ctx.out is not None and ctx.out.save_students
     result, = fit([student], [objective], data, sampler, config.recipe, config.seed, teacher, ctx.device,
-                  log=ctx.log, name=f"{config.condition} seed {config.seed}", state=state)
+                  log=ctx.log, name=f"{config.condition} seed {config.seed}", state=state, keep_best=keep)
+    if keep:
+        save_student(ctx.out.student(config.run_id), config.as_dict(), student, result, ctx.data)
     shape = (ctx.data.in_chans, ctx.data.image_size)
     flops = {"student_mflops": forward_mflops(student, *shape)}
     if teacher is not None:
@@ -153,6 +158,18 @@ def distill(config, ctx: Context, pool: torch.Tensor, objective=None, sampler=No
                        **(train_fidelity(student, teacher, data, pool) if teacher is not None else {}),
                        **result.get("extra", {})}
     return result
+
+
+def save_student(folder: Path, config: dict, model, result: dict, data):
+    """A run's trained model, final and best, as safetensors files timm loads, beside its config
+    (kd.checkpoints.save_run); the best weights leave the result (they are not a row's)."""
+    meta = {"arch": config.get("student") or config["model"],  # a distilled student, or a model from labels
+            "width": config.get("student_width", config.get("width", 1.0)), "num_classes": data.num_classes,
+            "in_chans": data.in_chans, "run_id": records.run_id(config)}
+    final, best = result["final"], result["best"]
+    save_run(folder, config, model, result.pop("best_state"),
+             {**meta, "epoch": final["epoch"], "test_top1": final["test_top1"]},
+             {"epoch": best["epoch"], "test_top1": best["test_top1"]})
 
 
 def train_fidelity(student, teacher: Teacher, data, pool: torch.Tensor) -> dict:

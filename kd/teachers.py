@@ -25,11 +25,12 @@ import torch
 from filelock import FileLock
 
 from kd import distributed
+from kd.checkpoints import describe, read_weights, to_zoo
 from kd.device import place
 from kd.errors import KDError
 from kd.logit_cache import Teacher
 from kd.metrics import topk_accuracy
-from kd.models import create_model
+from kd.models import CIFAR_MODELS, create_model
 from kd.objectives import CrossEntropy
 from kd.recipe import Recipe
 from kd.records import (REPO, DamagedFile, append_row, atomic_save, check_saved, command_line, config_hash, copy_saved,
@@ -198,7 +199,7 @@ def _train(spec: dict, data, device, snapshots=(), log=print) -> dict:
 
     result, = fit([model], [CrossEntropy(spec["label_smoothing"])], data,
                   Shuffle(pool, recipe.batch_size, spec["seed"]), recipe, spec["seed"], device=device,
-                  name=f"teacher {spec['model']}", on_epoch=save_snapshot, log=log, state=state)
+                  name=f"teacher {spec['model']}", on_epoch=save_snapshot, log=log, state=state, keep_best=True)
     atomic_save(_checkpoint(model, spec, recipe.epochs, result["final"]["test_top1"], device), folder / "final.pt")
     atomic_save(result["history"], folder / "history.pt")
     for path in (state, sum_path(state)):
@@ -279,15 +280,18 @@ def pretrained_teacher(name: str, data, device):
     if data.num_classes != 1000:
         raise KDError(f"Pretrained teacher '{name}' predicts ImageNet's 1000 classes; this dataset has "
                       f"{data.num_classes}. Train the teacher here instead (no teacher_pretrained).")
+    cached = pretrained_file(name)  # read from the local cache only: offline, a download would retry for a minute
     try:
-        model = timm.create_model(name, pretrained=True, num_classes=1000, in_chans=data.in_chans)
-    except Exception as exc:  # no network, no hub cache, a name without weights
+        if cached is None:
+            raise FileNotFoundError("not in the local Hugging Face cache")
+        model = timm.create_model(name, pretrained=True, num_classes=1000, in_chans=data.in_chans,
+                                  pretrained_cfg_overlay={"file": cached})
+    except Exception as exc:  # not cached, a name without weights, a damaged file
         raise KDError(f"Could not load timm's pretrained weights for '{name}' ({type(exc).__name__}: "
-                      f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}). With network "
-                      f"access timm downloads them into the Hugging Face cache (~/.cache/huggingface, or "
-                      f"$HF_HOME): run `python -c \"import timm; timm.create_model('{name}', pretrained=True)\"` "
-                      f"once where the network allows and copy that cache here, or train the teacher "
-                      f"with this repo instead.") from None
+                      f"{str(exc).strip().splitlines()[0] if str(exc).strip() else 'no message'}). They are read "
+                      f"from the local Hugging Face cache (~/.cache/huggingface, or $HF_HOME): run `python -c "
+                      f"\"import timm; timm.create_model('{name}', pretrained=True)\"` once where the network "
+                      f"allows (and copy that cache here), or train the teacher with this repo instead.") from None
     model = place(model, device).eval().requires_grad_(False)
     info = {"arch": name, "path": None, "epoch": None, "weights_sha256": weights_sha256(model.state_dict()),
             "key": f"timm:{name}",
@@ -295,43 +299,52 @@ def pretrained_teacher(name: str, data, device):
     return model, info
 
 
-def load_checkpoint(path, data, device, arch: str | None = None):
-    """A teacher from a checkpoint of this repo (or a bare state_dict when `arch` names its model), checked
-    against the dataset; its test top-1 is measured now and returned in the info dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise KDError(f"Teacher checkpoint {path} does not exist. Train one with `python -m kd train` or give "
-                      f"a teacher model name with --teacher to train-or-load it through the cache.")
+def pretrained_file(name: str) -> str | None:
+    """The file of timm's pretrained weights for `name` in the local Hugging Face cache (None if absent)."""
+    from huggingface_hub import try_to_load_from_cache
+    from timm.models import get_pretrained_cfg
+    cfg = get_pretrained_cfg(name)
+    hub = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    for file in ("model.safetensors", "pytorch_model.bin") if hub else ():
+        found = try_to_load_from_cache(hub, file)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def load_checkpoint(path, data, device, arch: str | None = None, width: float | None = None):
+    """A teacher from any checkpoint kd.checkpoints reads (this repo's, a bare state_dict, mdistiller's or
+    RepDistiller's), checked against the dataset; `arch` (and `width`) name the model where the file does
+    not. Its test top-1 is measured now and returned in the info dict."""
+    state, meta = read_weights(path)
+    if arch is not None and meta.get("arch", arch) != arch:
+        raise KDError(f"Checkpoint {path} holds a {meta['arch']}, not the requested {arch}.")
+    arch = arch or meta.get("arch")
+    if arch is None:
+        raise KDError(f"{path} does not say which model it holds (a bare state_dict, or another repo's "
+                      f"checkpoint); name it with --teacher ARCH (and --teacher-width W if it is not 1).")
+    if arch in CIFAR_MODELS:
+        state = to_zoo(state)
+    shapes = describe(state)
+    classes = meta.get("num_classes", shapes.get("num_classes", data.num_classes))
+    chans = meta.get("in_chans", shapes.get("in_chans", data.in_chans))
+    if (classes, chans) != (data.num_classes, data.in_chans):
+        raise KDError(f"Checkpoint {path} was trained for {classes} classes and {chans} input channels, but "
+                      f"{data.name} has {data.num_classes} classes and {data.in_chans} channels.")
+    width = width if width is not None else meta.get("width", 1.0)
+    model = create_model(arch, classes, chans, width)
+    missing, extra = sorted(set(model.state_dict()) - set(state)), sorted(set(state) - set(model.state_dict()))
+    if missing or extra:
+        raise KDError(f"Checkpoint {path} does not fit a {arch} of width {width:g}: "
+                      + "; ".join(f"{what} {', '.join(keys[:6])}{' ...' if len(keys) > 6 else ''}"
+                                  for what, keys in (("missing", missing), ("unexpected", extra)) if keys) + ".")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch's own message is a page on weights_only: one sentence instead
-        raise KDError(f"Teacher checkpoint {path} could not be read as a PyTorch checkpoint of tensors "
-                      f"({type(exc).__name__}); give a file written by `python -m kd train`, or a state_dict "
-                      f"saved with torch.save.") from None
-    ours = isinstance(ckpt, dict) and "state_dict" in ckpt
-    weights = ckpt["state_dict"] if ours else ckpt
-    if (not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values())
-            or (ours and not {"arch", "num_classes", "in_chans"} <= set(ckpt))):
-        raise KDError(f"Teacher checkpoint {path} is neither a checkpoint of this repo (a dict with arch, "
-                      f"num_classes, in_chans and state_dict) nor a bare state_dict of tensors.")
-    if "state_dict" not in ckpt:  # a bare state_dict from elsewhere
-        if arch is None:
-            raise KDError(f"{path} is a bare state_dict; say which model it is with --teacher.")
-        ckpt = {"arch": arch, "width": 1.0, "num_classes": data.num_classes, "in_chans": data.in_chans,
-                "state_dict": ckpt}
-    if arch is not None and ckpt["arch"] != arch:
-        raise KDError(f"Checkpoint {path} holds a {ckpt['arch']}, not the requested {arch}.")
-    if (ckpt["num_classes"], ckpt["in_chans"]) != (data.num_classes, data.in_chans):
-        raise KDError(f"Checkpoint {path} was trained for {ckpt['num_classes']} classes and {ckpt['in_chans']} "
-                      f"input channels, but {data.name} has {data.num_classes} classes and {data.in_chans} "
-                      f"channels.")
-    model = create_model(ckpt["arch"], ckpt["num_classes"], ckpt["in_chans"], ckpt.get("width", 1.0))
-    try:
-        model.load_state_dict(ckpt["state_dict"])
+        model.load_state_dict(state)
     except RuntimeError as exc:
-        raise KDError(f"Checkpoint {path} does not fit a {ckpt['arch']}: {str(exc).splitlines()[0]}") from None
+        raise KDError(f"Checkpoint {path} does not fit a {arch} of width {width:g}: "
+                      f"{str(exc).splitlines()[-1].strip()}") from None
     model = place(model, device).eval().requires_grad_(False)
-    info = {k: v for k, v in ckpt.items() if k != "state_dict"}
-    info["path"], info["weights_sha256"] = str(path), weights_sha256(ckpt["state_dict"])
+    info = {**meta, "arch": arch, "width": width, "num_classes": classes, "in_chans": chans}
+    info["path"], info["weights_sha256"] = str(path), weights_sha256(state)
     info["test_top1"] = topk_accuracy(predict(model, data, "test"), data.targets("test").to(device))
     return model, info

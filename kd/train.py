@@ -88,6 +88,7 @@ class Student:
             self.sched = MultiStepLRScheduler(self.opt, decay_t=[m + 1 for m in recipe.milestones],
                                               decay_rate=recipe.decay, **warm)
         self.history, self.samples = [], 0
+        self.best_state, self.best_top1 = None, -1.0  # kept only when fit(keep_best=True)
 
     def start_epoch(self, epoch: int, device):
         self.sched.step(epoch - 1)
@@ -138,8 +139,8 @@ def save_state(path: Path, epoch: int, students: list, sampler, spent: dict):
     """Everything a run needs to go on after `epoch` as if it had never stopped."""
     atomic_save({"epoch": epoch, "sampler": sampler.state_dict(), "spent": spent, "rng": torch.get_rng_state(),
                  "students": [{"model": s.model.state_dict(), "opt": s.opt.state_dict(),
-                               "sched": s.sched.state_dict(), "history": s.history, "samples": s.samples}
-                              for s in students]}, path)
+                               "sched": s.sched.state_dict(), "history": s.history, "samples": s.samples,
+                               "best": (s.best_state, s.best_top1)} for s in students]}, path)
 
 
 def load_state(path: Path, students: list, sampler, log) -> tuple[int, dict]:
@@ -154,6 +155,7 @@ def load_state(path: Path, students: list, sampler, log) -> tuple[int, dict]:
             s.opt.load_state_dict(saved["opt"])
             s.sched.load_state_dict(saved["sched"])
             s.history, s.samples = saved["history"], saved["samples"]
+            s.best_state, s.best_top1 = saved.get("best", (None, -1.0))
         sampler.load_state_dict(state["sampler"])
         torch.set_rng_state(state["rng"])
     except (KDError, RuntimeError, KeyError, ValueError) as exc:
@@ -165,7 +167,7 @@ def load_state(path: Path, students: list, sampler, log) -> tuple[int, dict]:
 
 def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int, teacher=None,
         device: torch.device = torch.device("cpu"), log=None, name: str = "run", on_epoch=None,
-        state: Path | None = None) -> list[dict]:
+        state: Path | None = None, keep_best: bool = False) -> list[dict]:
     """Train each model with its objective, all on the batches that `sampler` plans for each epoch.
     `on_epoch(epoch, student)` is called after each epoch's evaluation (teacher snapshots use it).
     With `state`, the run saves everything it needs there after an epoch (every STATE_EVERY_S seconds at
@@ -174,7 +176,8 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
     for bit). The file is the caller's to remove once the run is recorded.
 
     Returns, per model, {history, final, best, wall_s, cpu_s, samples, teacher_forwards}: `final` holds the last
-    epoch's metrics, `best` those of the epoch with the highest test top-1.
+    epoch's metrics, `best` those of the epoch with the highest test top-1; with `keep_best`, `best_state`
+    holds the weights of that epoch too (a copy on the CPU, taken at each new best).
     """
     recipe.check()
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -209,6 +212,9 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
                 logits = predict(s.model, data, "test")
                 row.update({f"test_{k}": v for k, v in classification_metrics(
                     logits, data.targets("test"), teacher_test).items()})
+                if keep_best and row["test_top1"] > s.best_top1:
+                    s.best_top1 = row["test_top1"]
+                    s.best_state = {k: v.detach().to("cpu", copy=True) for k, v in s.model.state_dict().items()}
             s.history.append(row)
             if on_epoch is not None:
                 on_epoch(epoch, s)
@@ -229,7 +235,7 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
         evaluated = [r for r in s.history if "test_top1" in r]
         best = max(evaluated, key=lambda r: r["test_top1"])
         results.append({"history": s.history, "final": s.history[-1], "best": best, "wall_s": wall, "cpu_s": cpu,
-                        "samples": s.samples,
+                        "samples": s.samples, **({"best_state": s.best_state} if keep_best else {}),
                         "teacher_forwards": teacher.forwards - forwards_before if teacher is not None else 0})
     return results
 

@@ -46,10 +46,10 @@ def smoke(tmp_path):
 
     from kd import harness
 
-    def run(name: str):
+    def run(name: str, *options: str):
         module = importlib.import_module(f"experiments.{name}")
         code = harness.main(module, ["--profile", "smoke", "--seeds", "1", "--device", "cpu", "--results-root",
-                                     str(tmp_path), "--figures-root", str(tmp_path)], isolate=False)
+                                     str(tmp_path), "--figures-root", str(tmp_path), *options], isolate=False)
         assert code == 0
         rows = pd.read_csv(tmp_path / name / "smoke" / "runs.csv")
         assert len(rows) == len(module.grid(module.PROFILES["smoke"], 1)) and set(rows.status) == {"done"}

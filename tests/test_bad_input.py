@@ -95,12 +95,13 @@ CLI_CASES = [
      "epochs must be >= 1"),
     (["distill", "--student", "resnet8", "--teacher", "resnet20", "--teacher-subset-fraction", "2"],
      "--teacher-subset-fraction must be in (0, 1]"),
-    (["distill", "--student", "resnet8"], "either as a model name"),
-    (["distill", "--student", "resnet8", "--teacher", "resnet8", "--teacher-ckpt", W("junk.pt")],
-     "not both and not neither"),
+    (["distill", "--student", "resnet8"], "Give the teacher as a model name"),
+    (["distill", "--student", "resnet8", "--teacher", "resnet8", "--teacher-ckpt", W("junk.pt"), *TINY],
+     "could not be read as PyTorch"),  # --teacher names the model of a bare state_dict: this file is none
     (["distill", "--student", "resnet8", "--teacher-ckpt", "/nonexistent.pt"], "does not exist"),
-    (["distill", "--student", "resnet8", "--teacher-ckpt", W("junk.pt"), *TINY], "could not be read as a PyTorch"),
-    (["distill", "--student", "resnet8", "--teacher-ckpt", W("foreign.pt"), *TINY], "neither a checkpoint of this"),
+    (["distill", "--student", "resnet8", "--teacher-ckpt", W("junk.pt"), *TINY], "could not be read as PyTorch"),
+    (["distill", "--student", "resnet8", "--teacher-ckpt", W("foreign.pt"), *TINY], "holds no state_dict of tensors"),
+    (["distill", "--config", W("junk.pt")], "could not be read as YAML"),
 ]
 
 EXPERIMENT_CASES = [(name, args, words) for name in EXPERIMENTS for args, words in [

@@ -43,10 +43,20 @@ def test_train_a_teacher_then_distil_a_student(tmp_path):
     assert list(history.epoch) == [1, 2, 3, 4]
     assert history.test_top1.iloc[-1] == pytest.approx(student.final_test_top1)
     assert history.test_top1.max() == pytest.approx(student.best_test_top1)
+    # both models are saved where timm loads them; the student's cli.yaml reruns it: same run id and numbers
+    folder = results / "students" / student.run_id
+    assert {p.name for p in folder.iterdir()} == {"final.safetensors", "best.safetensors", "config.json", "cli.yaml"}
+    assert (results / "students" / teacher.run_id / "best.safetensors").is_file()
+    assert not list(results.glob("resume/*"))  # recorded runs leave no resume state
+    again = tmp_path / "again"
+    assert main(["distill", "--config", str(folder / "cli.yaml"), "--out", str(again)]) == 0
+    rerun = pd.read_csv(again / "runs.csv").iloc[0]
+    assert rerun.run_id == student.run_id and rerun.final_test_top1 == student.final_test_top1
 
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--model", "resnet9000"], "Unknown model 'resnet9000'"),
+    (["train", "--epochs", "2"], "train needs --model"),
     (["train", "--model", "resnet8", "--dataset", "mnist9"], "Unknown dataset 'mnist9'"),
     (["train", "--model", "resnet8", "--epochs", "0"], "epochs must be >= 1"),
     (["train", "--model", "resnet8", "--subset-fraction", "1.5"], "--subset-fraction must be in (0, 1]"),
@@ -56,13 +66,22 @@ def test_train_a_teacher_then_distil_a_student(tmp_path):
     (["distill", "--student", "resnet8", "--teacher", "resnet20", "--epochs", "5", "--stop-epoch", "9"],
      "stop epoch must be between 1 and the last epoch (5)"),
     (["distill", "--student", "resnet8", "--teacher-ckpt", "/nonexistent.pt"], "does not exist"),
-    (["distill", "--student", "resnet8"], "either as a model name"),
+    (["distill", "--student", "resnet8"], "Give the teacher as a model name"),
+    (["distill", "--student", "resnet8", "--teacher", "resnet20", "--config", "/nonexistent.yaml"], "could not be read"),
 ])
 def test_bad_input_is_one_paragraph_before_any_training(args, message, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err
     assert "Traceback" not in err and err.strip().count("\n") == 0
+
+
+def test_tensorboard_logging_needs_tensorboard_or_says_so(capsys):
+    import importlib.util
+    if importlib.util.find_spec("tensorboard") is not None:
+        pytest.skip("tensorboard is installed here: the error cannot happen")
+    assert main(["train", "--model", "resnet8", "--log", "tensorboard"]) == 2
+    assert "pip install tensorboard" in capsys.readouterr().err
 
 
 def test_help_needs_neither_torch_nor_timm():

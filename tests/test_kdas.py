@@ -296,8 +296,11 @@ def test_kdas_f4_report_shows_premise_budget_arm_and_figure(tmp_path):
     assert "0.800 (40%)" in table and (tmp_path / "f.png").is_file()
 
 
-def test_kdas_f4_runs_record_the_weights_their_penalty_applied(smoke):
-    rows = smoke("kdas_finding4")
+def test_kdas_f4_runs_record_the_weights_their_penalty_applied_and_keep_their_students(smoke, tmp_path):
+    rows = smoke("kdas_finding4", "--save-students")
+    for r in rows.itertuples():  # --save-students: every run's student, final and best, where timm loads it
+        folder = tmp_path / "kdas_finding4" / "smoke" / "students" / r.run_id
+        assert (folder / "final.safetensors").is_file() and (folder / "best.safetensors").is_file()
     penalised = rows[rows.condition.str.startswith("penalty")]
     assert (penalised.kd_weight_mean < 1).all() and (penalised.kd_weight_below_1 > 0).all()
     assert rows[rows.condition.str.startswith("kd")].kd_weight_mean.isna().all()
