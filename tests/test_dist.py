@@ -30,15 +30,24 @@ def test_a_pretrained_teacher_needs_imagenet_classes(fmnist):
 
 
 def test_a_pretrained_teacher_without_its_weights_is_one_clear_error(monkeypatch):
+    """Not in the local Hugging Face cache: one sentence at once, no download tried; in the cache but
+    unreadable: timm's own first line in that sentence."""
+    from kd import teachers
+
     class ImageNetShaped:
         num_classes, in_chans = 1000, 3
 
-    def offline(*args, **kwargs):
-        raise OSError("We couldn't connect to 'https://huggingface.co'\nmore lines")
-    monkeypatch.setattr(timm, "create_model", offline)
+    def unreadable(*args, **kwargs):
+        raise OSError("Error while deserializing header\nmore lines")
+    monkeypatch.setattr(timm, "create_model", unreadable)
+    monkeypatch.setattr(teachers, "pretrained_file", lambda name: None)
+    with pytest.raises(KDError, match="not in the local Hugging Face cache") as err:
+        pretrained_teacher("resnet50", ImageNetShaped(), "cpu")
+    assert "\n" not in str(err.value)
+    monkeypatch.setattr(teachers, "pretrained_file", lambda name: "/cache/model.safetensors")
     with pytest.raises(KDError, match="Hugging Face cache") as err:
         pretrained_teacher("resnet50", ImageNetShaped(), "cpu")
-    assert "\n" not in str(err.value) and "couldn't connect" in str(err.value)
+    assert "\n" not in str(err.value) and "deserializing header" in str(err.value)
 
 
 # ------------------------------------------------------------------------------------------ DIST: the verdict rule on made-up rows
