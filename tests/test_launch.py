@@ -18,7 +18,8 @@ def test_rows_are_identical_for_any_number_of_jobs(tmp_path):
         rows = pd.read_csv(tmp_path / f"jobs{jobs}" / f4.NAME / "smoke" / "runs.csv").set_index("run_id").sort_index()
         assert (rows.status == "done").all() and rows.rule_id.nunique() == 1
         assert rows.device.str.startswith("cpu (1 threads").all()  # one thread per run, whatever --jobs
-        metrics[jobs] = rows.filter(regex="^(final|best)_|^samples$").drop(columns=["final_epoch_s", "best_epoch_s"])
+        metrics[jobs] = (rows.filter(regex="^(final|best)_|^samples$").drop(columns=["final_epoch_s", "best_epoch_s"])
+                         .sort_index(axis=1))  # runs.csv's columns come in the order rows first brought them
     pd.testing.assert_frame_equal(metrics[1], metrics[2], check_exact=True)
     assert len(metrics[1]) == len(f4.grid(f4.PROFILES["smoke"], 1))
 
