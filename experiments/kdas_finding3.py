@@ -27,7 +27,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from experiments import kdas_common
+from experiments import kdas_common, protocol
 from experiments.settings import REGIME, SMOKE_REGIME
 from kd import analysis, harness, records, regime
 from kd.analysis import Outputs
@@ -296,17 +296,7 @@ def plot(rows: pd.DataFrame, facts: dict, out: Outputs):
     order = ["all", *SUBSETS]
     sns.stripplot(rows, x="subset", y="final_test_top1", hue="budget", order=order, dodge=True, alpha=0.6, ax=acc_ax)
     acc_ax.set(xlabel="", ylabel="student test top-1 (%)", title="per seed (dots), by budget")
-    for i, (b, contrasts) in enumerate(facts["contrasts"].items()):
-        names = list(contrasts)
-        y = np.arange(len(names)) + 0.18 * (i - 0.5)
-        diffs = np.array([contrasts[k].diff for k in names])
-        err = np.array([[contrasts[k].diff - contrasts[k].low, contrasts[k].high - contrasts[k].diff] for k in names]).T
-        diff_ax.errorbar(diffs, y, xerr=err, fmt="o", capsize=3, label=f"x{b} budget")
-        diff_ax.set_yticks(np.arange(len(names)), names)
-    diff_ax.axvline(0, color="k", linewidth=1)
-    diff_ax.axvline(-RULE["margin_pp"], color="k", linestyle=":", linewidth=1, label=f"-{RULE['margin_pp']:g} pp margin")
-    diff_ax.set(xlabel="a - b, pp (paired 95% CI over seeds)", title="the verdict's contrasts at both budgets")
-    diff_ax.legend(fontsize=8)
+    protocol.contrast_panel(diff_ax, facts["contrasts"], RULE["margin_pp"])
     for pair in dict.fromkeys(rows.pair):
         logs = np.log10(pd.read_csv(ranking_file(out, pair)).kl_tg.clip(lower=1e-12))
         sns.histplot(logs, bins=60, ax=dist_ax, color="0.5")

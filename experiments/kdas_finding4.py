@@ -206,17 +206,7 @@ def plot(rows: pd.DataFrame, facts: dict, out: Outputs):
     sns.stripplot(rows, x="method", y="final_test_top1", hue="budget", order=order, dodge=True, alpha=0.6, ax=acc_ax)
     acc_ax.set(xlabel="", ylabel="student test top-1 (%)", title="per seed (dots), by budget")
     acc_ax.tick_params(axis="x", labelsize=8)
-    for i, (b, contrasts) in enumerate(facts["contrasts"].items()):
-        names = list(contrasts)
-        y = np.arange(len(names)) + 0.18 * (i - 0.5)
-        diffs = np.array([contrasts[k].diff for k in names])
-        err = np.array([[contrasts[k].diff - contrasts[k].low, contrasts[k].high - contrasts[k].diff] for k in names]).T
-        diff_ax.errorbar(diffs, y, xerr=err, fmt="o", capsize=3, label=f"x{b} budget")
-        diff_ax.set_yticks(np.arange(len(names)), [n.replace(", margin", ",\nmargin") for n in names], fontsize=8)
-    diff_ax.axvline(0, color="k", linewidth=1)
-    diff_ax.axvline(-RULE["margin_pp"], color="k", linestyle=":", linewidth=1, label=f"-{RULE['margin_pp']:g} pp margin")
-    diff_ax.set(xlabel="a - b, pp (paired 95% CI over seeds)", title="the verdict's contrasts at both budgets")
-    diff_ax.legend(fontsize=8)
+    protocol.contrast_panel(diff_ax, facts["contrasts"], RULE["margin_pp"], wrap=True)
     for r in rows[rows.method != "kd"].itertuples():  # the weights the penalty applied, epoch by epoch
         history = pd.read_csv(out.history(r.run_id))
         if "kd_weight_mean" in history:

@@ -110,3 +110,23 @@ def comparison_lines(rows: pd.DataFrame, facts: dict, reference: str) -> str:
         analysis.verdict_line(f"x{b} budget ({int(rows.loc[rows.condition == label(reference, b), 'recipe.epochs'].iloc[0])}"
                               f" epochs), reading: {facts['readings'][i]}", "", facts["contrasts"][b]).replace(" ****;", "")
         for i, b in enumerate(BUDGETS))
+
+
+def contrast_panel(ax, contrasts: dict, margin: float, wrap: bool = False):
+    """A figure's panel of the verdict's contrasts at both budgets (`contrasts`: budget -> name -> Contrast),
+    each with its paired 95% CI, against 0 and minus the margin; `wrap` breaks long names before their margin
+    (smaller ticks)."""
+    for i, (b, at) in enumerate(contrasts.items()):
+        names = list(at)
+        y = np.arange(len(names)) + 0.18 * (i - 0.5)
+        diffs = np.array([at[k].diff for k in names])
+        err = np.array([[at[k].diff - at[k].low, at[k].high - at[k].diff] for k in names]).T
+        ax.errorbar(diffs, y, xerr=err, fmt="o", capsize=3, label=f"x{b} budget")
+        if wrap:
+            ax.set_yticks(np.arange(len(names)), [n.replace(", margin", ",\nmargin") for n in names], fontsize=8)
+        else:
+            ax.set_yticks(np.arange(len(names)), names)
+    ax.axvline(0, color="k", linewidth=1)
+    ax.axvline(-margin, color="k", linestyle=":", linewidth=1, label=f"-{margin:g} pp margin")
+    ax.set(xlabel="a - b, pp (paired 95% CI over seeds)", title="the verdict's contrasts at both budgets")
+    ax.legend(fontsize=8)
