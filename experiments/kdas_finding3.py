@@ -264,23 +264,13 @@ def budgets_of(conditions) -> list[int]:
 
 def notes(rows: pd.DataFrame, facts: dict, p: dict) -> str:
     at, (b1, b2) = facts["contrasts"], RULE["budgets"]
-    acc = analysis.metric_of(rows, "condition")
-    premise = ["| premise | value | criterion | met |", "| --- | --- | --- | --- |"] + [
-        f"| {what} | {value} | {bound} | {'' if not bound else 'yes' if met else '**no**'} |"
-        for what, value, bound, met in facts["premise"]]
-    arm = [f"| contrast | x{b1}: outcome | x{b2}: outcome | x{b2} minus x{b1}, paired [95% CI] | late-phase drift at "
-           f"x{b2} | budget-stable |", "| --- | --- | --- | --- | --- | --- |"]
-    for k, (a, b) in PAIRS.items():
-        change = analysis.contrast(acc(label(a, b2)) - acc(label(b, b2)), acc(label(a, b1)) - acc(label(b, b1)))
-        arm.append(f"| {k} | {at[b1][k].outcome} | {at[b2][k].outcome} | {analysis.ci_cell(change)} | "
-                   f"{facts['drifts'][k]} | {'yes' if facts['stable'][k] else '**no**'} |")
     lines = [analysis.verdict_line(f"x{b} budget ({int(rows.loc[rows.condition == label('all', b), 'recipe.epochs'].iloc[0])} "
                                    f"epochs of 'all'), reading: {facts['readings'][i]}", "", at[b]).replace(" ****;", "")
              for i, b in enumerate((b1, b2))]
-    return ("**Premise** (checked before the claim):\n\n" + "\n".join(premise)
+    return ("**Premise** (checked before the claim):\n\n" + protocol.premise_block(facts["premise"])
             + "\n\n**Regime** (v3, the budget arm: every contrast again at twice the epochs, the same seeds; its "
               "drift over the last 40% of training, per schedule, and whether its far end keeps the contrast's side):"
-              "\n\n" + "\n".join(arm)
+              "\n\n" + protocol.budget_arm_block(rows, facts, PAIRS)
             + "\n\n**Comparisons** (a - b over seeds; Holm over the four of each budget, the two forms of medium "
               "vs all counting once; MDE: the smallest true difference found with 80% power at this n, beside "
               f"the {RULE['margin_pp']:g} pp margin, as the paper gives no number):\n" + "\n".join(lines)
