@@ -170,9 +170,9 @@ def render() -> str:
             f"seeds chosen (at least 5, at most {MAX_SEEDS}: 'underpowered' marks where the power calculation asks "
             f"more), and the cost of the grid at the recipe's budget and at twice its epochs (the budget arm) on the "
             f"2-core machine, from the v2 rows' CPU seconds of the conditions kept, +10% for the late-phase "
-            f"evaluations; new teachers in resnet20-units of {TEACHER_MIN} min. KDAS Findings 3 (the pilot) and 4 have "
-            f"their v3 grids coded, so only their costs also have a `--dry-run` (F3: 60 min at --jobs 2 estimated; "
-            f"F4: 79; see their tables for the measured ones).\n\n{t.to_markdown(index=False)}\n\n"
+            f"evaluations; new teachers in resnet20-units of {TEACHER_MIN} min. KDAS Findings 3 (the pilot), 4 and 2 "
+            f"have their v3 grids coded, so only their costs also have a `--dry-run` (F3: 60 min at --jobs 2 "
+            f"estimated; F4: 79; F2: 73; see their tables for the measured ones).\n\n{t.to_markdown(index=False)}\n\n"
             f"All thirteen: {t['min at --jobs 2'].sum() / 60:.1f} h of runs at --jobs 2 with the seeds chosen "
             f"({t['min at 5 seeds'].sum() / 60:.1f} h at 5 seeds each), {t['teacher min'].sum() / 60:.1f} h of new "
             f"teachers (one thread each); issue 33's targets are 75 min per finding and 12 h in all.\n")

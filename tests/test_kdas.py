@@ -190,33 +190,88 @@ def test_kdas_f1_inconclusive(change):
     assert f1_verdict(**change) == "inconclusive"
 
 
-# ------------------------------------------------------------------------------------------ KDAS Finding 2: the verdict rule on made-up rows
-def f2_verdict(decreasing=82.0, rivals=(80.0, 80.5, 81.0, 79.0), seeds=5, noise=NOISE, drop=()):
-    """decreasing 60->40% and its four rivals (fixed 40 / 50 / 60%, increasing) per seed."""
-    offset = OFFSET[:seeds]
-    means = {f2.DECREASING: decreasing, **dict(zip(f2.RIVALS, rivals))}
-    rows = pd.DataFrame([{"condition": c, "seed": s, "final_test_top1": m + offset[s] + noise[(s + i) % 5]}
-                         for i, (c, m) in enumerate(means.items()) if c not in drop for s in range(seeds)])
-    return f2.verdict_for(rows)[0]
+# ------------------------------------------------------------------------------------------ KDAS Finding 2: the v3 rule on made-up rows
+F2_HOLDING = {f2.FIXED: 80.0, f2.DECREASING: 81.0, f2.RELEASE: 80.5, f2.INCREASING: 79.5}
 
 
-def test_kdas_f2_reproduced():
-    assert f2_verdict() == "reproduced"
+def f2_rows(x1=None, x2=None, seeds=10, noise=NOISE, samples=None, teacher=None):
+    """Both budgets' runs of the four schedules (shared offsets per seed, a little noise); x1 / x2 change the
+    holding means of one budget; `samples`: a schedule's samples processed, relative to fixed 50%."""
+    rows = []
+    for budget, change in ((1, x1), (2, x2)):
+        for i, (c, m) in enumerate({**F2_HOLDING, **(change or {})}.items()):
+            rows += [{"condition": f2.label(c, budget), "seed": 110 + s, "recipe.epochs": 144 * budget,
+                      "final_test_top1": m + OFFSET[s % 5] + noise[(s + i) % 5] * (1 + s // 5),
+                      "samples": 86400 * budget * (samples or {}).get(c, 1.0), "teacher_train_top1": 99.0,
+                      "teacher_test_top1": 90.0, **PLATEAU, **(teacher or {})} for s in range(seeds)]
+    return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize("change", [dict(rivals=(80.0, 80.5, 84.0, 79.0)), dict(rivals=(80.0, 80.5, 81.0, 84.0))])
-def test_kdas_f2_not_reproduced(change):
-    assert f2_verdict(**change) == "not reproduced"
+def f2_verdict(rows, slopes=None):
+    return f2.verdict_for(rows, f3_curves(rows, slopes), CRITERION)[0]
 
 
-@pytest.mark.parametrize("change", [
-    dict(rivals=(80.0, 82.0, 81.0, 79.0)),        # fixed 50% ties the decreasing schedule
-    dict(noise=6 * NOISE, rivals=(81.5, 81.5, 81.5, 81.5)),
-    dict(seeds=1),
-    dict(drop=("fixed 50%",)),
-])
-def test_kdas_f2_inconclusive(change):
-    assert f2_verdict(**change) == "inconclusive"
+def test_kdas_f2_reproduced_when_both_budgets_hold():
+    assert f2_verdict(f2_rows()) == "reproduced"
+
+
+@pytest.mark.parametrize("change", [{f2.DECREASING: 78.5},  # decreasing worse than fixed 50% and increasing
+                                    {f2.INCREASING: 82.5},  # increasing beats decreasing
+                                    {f2.DECREASING: 80.05}])  # shown no better than fixed 50% by 0.5 pp
+def test_kdas_f2_not_reproduced_when_both_budgets_contradict(change):
+    verdict, facts = f2.verdict_for(f2_rows(change, change), f3_curves(f2_rows(change, change)), CRITERION)
+    assert verdict == "not reproduced" and facts["decisive"]
+
+
+def test_kdas_f2_budget_dependent_when_the_budgets_disagree_or_drift():
+    assert f2_verdict(f2_rows(None, {f2.DECREASING: 78.5})) == "budget-dependent at this scale"
+    rows = f2_rows()
+    # decreasing's lead falling by 5 pp per schedule at x2: another 40% would take it below fixed 50%
+    verdict, facts = f2.verdict_for(rows, f3_curves(rows, {f2.label(f2.DECREASING, 2): -5.0}), CRITERION)
+    assert verdict == "budget-dependent at this scale" and not facts["stable"][f2.PAPER_VS_FIXED]
+
+
+@pytest.mark.parametrize("change", [dict(samples={f2.DECREASING: 1.05}),  # decreasing processes 5% more samples
+                                    dict(teacher={"teacher_plateau_high": 2.0}),  # the teacher still gains
+                                    dict(teacher={"teacher_train_top1": 91.0})])  # it does not fit its pool
+def test_kdas_f2_premise_not_met_is_its_own_verdict(change):
+    assert f2_verdict(f2_rows(**change)) == "premise not met at this scale"
+
+
+def test_kdas_f2_open_readings_are_underpowered_or_inconclusive():
+    small = {f2.DECREASING: 80.3}  # between 0 and the margin: neither better nor shown no better
+    assert f2_verdict(f2_rows(small, small, noise=6 * NOISE)) == "underpowered at this scale"
+    release_worse = {f2.RELEASE: 79.0}  # the paper's better, the release's worse: open, well powered
+    assert f2_verdict(f2_rows(release_worse, release_worse, noise=NOISE / 2)) == "inconclusive"
+
+
+def test_kdas_f2_holm_counts_the_two_forms_once_and_one_seed_decides_nothing():
+    c = f2.contrasts_at(f2_rows(), 1)
+    assert {k: v.outcome for k, v in c.items()} == {f2.NO_BETTER: "not shown", f2.PAPER_VS_FIXED: "better",
+                                                    f2.RELEASE_VS_FIXED: "better", f2.PAPER_VS_INCREASING: "better"}
+    assert f2_verdict(f2_rows(seeds=1)) in ("underpowered at this scale", "inconclusive")
+
+
+def test_kdas_f2_report_shows_premise_budget_arm_and_figure(tmp_path):
+    rows = f2_rows()
+    rows["run_id"] = [f"r{i}" for i in range(len(rows))]
+    out = f2.Outputs(tmp_path, tmp_path / "f.png")
+    for r, curve in zip(rows.itertuples(), f3_curves(rows).values()):
+        out.history(r.run_id).parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"epoch": np.round(curve.index * 144).astype(int), "test_top1": curve.to_numpy()}).to_csv(
+            out.history(r.run_id), index=False)
+    p = {"regime": CRITERION, "period": 1, "direction": "paper", "recipe": f2.PROFILES["cpu"]["recipe"]}
+    assert f2.report(rows, p, out) == "reproduced"
+    table = out.table.read_text()
+    assert "**Premise**" in table and "**Regime** (v3, the budget arm" in table and "| **no** |" not in table
+    assert "+0.00%" in table and (tmp_path / "f.png").is_file()
+
+
+def test_kdas_f2_schedules_span_their_own_budget_and_process_the_same_samples():
+    runs = f2.grid(f2.PROFILES["cpu"], 1)
+    assert {r["recipe"]["epochs"] for r in runs} == {144, 288} and len(runs) == 8
+    sizes = {r["condition"]: r["train_size"] for r in runs}
+    assert len(set(sizes.values())) == 1  # every schedule's mean share is 50% at both budgets
 
 
 # ------------------------------------------------------------------------------------------ KDAS Finding 4: the v3 rule on made-up rows
