@@ -19,7 +19,7 @@ if not __package__:  # `python experiments/<name>.py`: run it as `python -m expe
 
 from experiments import report
 from experiments.findings import FINDINGS, module_of
-from kd import harness
+from kd import harness, preflight
 from kd.costs import MeasuredCosts, cost_line, costs, gpu_hours, teachers_to_train
 from kd.device import resolve_device
 from kd.errors import KDError
@@ -75,12 +75,18 @@ def main(argv: list[str]) -> int:
         except KDError as exc:  # bad input, as each finding's own command line says it
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    args = harness.parse_args(module_of(FINDINGS[0]), argv)
+    try:  # the options and the environment every finding needs, once: bad input is one error, not thirteen
+        preflight.launcher(args)
+        preflight.environment()
+    except KDError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     failed = []
     for name in FINDINGS:
         print(f"==> {name}", flush=True)
         if harness.main(module_of(name), argv) != 0:
             failed.append(name)
-    args = harness.parse_args(module_of(FINDINGS[0]), argv)
     print(f"results page: {report.write(args.profile, args.results_root)}")
     if failed:
         print(f"{len(failed)} findings did not finish cleanly ({', '.join(failed)}); re-run the same command to "

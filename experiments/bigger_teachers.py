@@ -104,7 +104,7 @@ def verdict_for(rows: pd.DataFrame, p: dict, temperature: float = VERDICT_TEMPER
 def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     tables = [series_table(rows, p, series, t) for series in ("depth", "width") for t in TEMPERATURES]
     summary = pd.concat(tables)
-    summary.to_csv(out.summary, index=False)
+    analysis.write_csv(summary, out.summary)
     largest = f"{series_labels(p, 'depth')[-1]} T={VERDICT_TEMPERATURE:g}"  # the slowest teacher to converge
     met, regime = analysis.regime(rows[rows.condition == largest], p["regime"], largest)
     lines = []

@@ -217,7 +217,7 @@ def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
                                        "teacher_test_top1": "first", "final_test_kl_teacher_student": "mean",
                                        "final_test_pearson_inter": "mean", "final_test_pearson_intra": "mean"})
                             .reset_index(), on="condition")
-    summary.to_csv(out.summary, index=False)
+    analysis.write_csv(summary, out.summary)
 
     met, regime_block = regime(rows, p, order)
     verdict, c = verdict_for(rows, order, strong)

@@ -85,7 +85,7 @@ def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     summary = analysis.summarise(rows, ["condition"])
     teacher_acc = rows.groupby("condition", sort=False).teacher_test_top1.mean().reset_index()
     summary = summary.merge(teacher_acc, on="condition")
-    summary.to_csv(out.summary, index=False)
+    analysis.write_csv(summary, out.summary)
     full = summary.condition.iloc[-1]
     met, regime = analysis.regime(rows[rows.condition == full], p["regime"], full)
     verdict, c = verdict_for(rows, p)

@@ -121,7 +121,7 @@ def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     rows = rows.assign(early_test_top1=[early.get((r.condition, r.seed), float("nan")) for r in rows.itertuples()])
     summary = analysis.summarise(rows, ["condition"]).merge(
         rows.groupby("condition", sort=False).early_test_top1.mean().reset_index(), on="condition")
-    summary.to_csv(out.summary, index=False)
+    analysis.write_csv(summary, out.summary)
     met, regime = analysis.regime(rows[rows.condition == f"{p['eskd_teachers'][-1]}: full KD"], p["regime"],
                                   f"{p['eskd_teachers'][-1]}: full KD")
     verdict, c = verdict_for(rows, p)

@@ -96,7 +96,7 @@ def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     summary = analysis.summarise(rows, "condition").merge(
         rows.groupby("condition", sort=False)[["teacher_test_top1", "samples", "teacher_forwards"]].mean()
         .reset_index(), on="condition")
-    summary.to_csv(out.summary, index=False)
+    analysis.write_csv(summary, out.summary)
     met, regime = analysis.regime(rows, p["regime"], "crop + flip")
     verdict, c = verdict_for(rows)
     overall = verdict if met else "inconclusive"

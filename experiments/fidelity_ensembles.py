@@ -105,7 +105,7 @@ def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     conditions = list(dict.fromkeys(rows.condition))
     summary = analysis.summarise(rows, "condition").merge(
         rows.groupby("condition", sort=False)[["members", "teacher_test_top1"]].first().reset_index(), on="condition")
-    summary.to_csv(out.summary, index=False)
+    analysis.write_csv(summary, out.summary)
     met, regime = analysis.regime(rows[rows.members == 1], p["regime"], label(1))
     verdict, c = verdict_for(rows)
     overall = verdict if met else "inconclusive"

@@ -99,7 +99,7 @@ def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     summary = analysis.summarise(rows.assign(agreement=rows.final_train_clean_agreement), "condition", "agreement")
     summary = summary.merge(rows.groupby("condition", sort=False)[["lam", "epoch_multiple"]].first().reset_index(),
                             on="condition")
-    summary.to_csv(out.summary, index=False)
+    analysis.write_csv(summary, out.summary)
     met, regime = analysis.regime(rows, p["regime"], label(0.0))
     verdict, c = verdict_for(rows)
     overall = verdict if met else "inconclusive"

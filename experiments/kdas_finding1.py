@@ -144,7 +144,7 @@ def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     mix = class_mix(rows, out)
     largest = mix.groupby("condition")["largest class share (%)"].max()
     summary["largest class share"] = summary.condition.map(largest)
-    summary.to_csv(out.summary, index=False)
+    analysis.write_csv(summary, out.summary)
     overall, regimes, lines = analysis.judge_pairs(rows, p["regime"], "all", verdict_for)
     acc = analysis.metric_of(rows, "condition")
     method = label(ABLATED)

@@ -170,7 +170,7 @@ run = distill_on_pool
 def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     summary = analysis.summarise(rows, ["condition"])
     summary = summary.merge(rows.groupby("condition", sort=False)["recipe.epochs"].mean().reset_index(), on="condition")
-    summary.to_csv(out.summary, index=False)
+    analysis.write_csv(summary, out.summary)
     verdict, facts = verdict_for(rows, protocol.late_curves(rows, out), p["regime"])
     acc = analysis.metric_of(rows, "condition")
     s = summary

@@ -240,7 +240,7 @@ def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     facts_of = rows.groupby("condition", sort=False)[["kl_tg_min", "kl_tg_median", "kl_tg_max", "train_size",
                                                       "recipe.epochs"]].first()
     summary = summary.merge(facts_of.reset_index(), on="condition")
-    summary.to_csv(out.summary, index=False)
+    analysis.write_csv(summary, out.summary)
     verdict, facts = verdict_for(rows, late_curves(rows, out), p["regime"])
     acc = analysis.metric_of(rows, "condition")
     s = summary

@@ -169,7 +169,7 @@ def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     summary = analysis.summarise(rows, ["condition"])
     facts_of = rows.groupby("condition", sort=False)[["recipe.epochs", "kd_weight_mean", "kd_weight_below_1"]].mean()
     summary = summary.merge(facts_of.reset_index(), on="condition")
-    summary.to_csv(out.summary, index=False)
+    analysis.write_csv(summary, out.summary)
     verdict, facts = verdict_for(rows, protocol.late_curves(rows, out), p["regime"])
     acc = analysis.metric_of(rows, "condition")
     s = summary

@@ -119,7 +119,7 @@ def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     extra = rows.groupby(["pair", "condition"], sort=False)[["cpu_s", "wall_s", "teacher_forwards", "student_mflops",
                                                              "teacher_mflops"]].mean().reset_index()
     summary = summary.merge(extra, on=["pair", "condition"])
-    summary.to_csv(out.summary, index=False)
+    analysis.write_csv(summary, out.summary)
     overall, regimes, lines = analysis.judge_pairs(rows, p["regime"], "KD", verdict_for)
     for pair, part in rows.groupby("pair", sort=False):
         lines.append(analysis.verdict_line(f"{pair}, DKD + KDAS vs DKD (shown, not judged)",

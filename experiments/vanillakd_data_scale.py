@@ -215,7 +215,7 @@ def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     summary["gap"] = [g.diff if g else np.nan for g in gaps]
     summary["gap_low"] = [g.interval()[0] if g else np.nan for g in gaps]
     summary["gap_high"] = [g.interval()[1] if g else np.nan for g in gaps]
-    summary.to_csv(out.summary, index=False)
+    analysis.write_csv(summary, out.summary)
 
     met, regime_block = regime(rows, p, sizes)
     verdict, c = verdict_for(rows, sizes, strong_sizes)

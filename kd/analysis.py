@@ -14,7 +14,7 @@ from scipy import stats
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestIndPower, TTestPower
 
-from kd.records import write_text
+from kd.records import atomic_write, write_csv, write_text  # noqa: F401 (write_csv: for the findings)
 
 
 # ----------------------------------------------------------------------------------------- outputs
@@ -290,9 +290,9 @@ def baseline(ax, row: pd.Series, label: str, linestyle: str = "-"):
 
 
 def save_figure(fig, path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A figure as a PNG, written atomically like every file here (a crash leaves the old one or the new)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=130)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=130, format="png"))
     import matplotlib.pyplot as plt
     plt.close(fig)
 

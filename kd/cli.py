@@ -14,7 +14,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from kd.errors import KDError
+from kd.errors import KDError, os_failure
 from kd.recipe import CIFAR_RECIPE, IMAGENET_RECIPE, Recipe
 
 # The losses distill takes (kd.objectives.LOSSES but "ce", labels only); a test keeps them in step.
@@ -74,13 +74,17 @@ def recipe_from_args(args) -> Recipe:
 
 def _check_inputs(args, *models: tuple[str, float]):
     """Names, numbers and the results folder, before any data is loaded or compute spent."""
-    from kd import records
+    from kd import preflight, records
     from kd.datasets import DATASETS
     from kd.models import create_model
     if args.dataset not in DATASETS:
         raise KDError(f"Unknown dataset '{args.dataset}'. Valid datasets: {', '.join(DATASETS)}.")
     for name, width in models:
         create_model(name, 10, 1, width)
+    for flag in ("seed", "teacher_seed"):
+        if hasattr(args, flag):
+            preflight.seed(getattr(args, flag), f"--{flag.replace('_', '-')}")
+    preflight.environment()
     records.check_writable(args.results)
     import importlib.util
     if args.log == "tensorboard" and importlib.util.find_spec("tensorboard") is None:
@@ -352,4 +356,7 @@ def main(argv=None) -> int:
     except KDError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # only what can happen after the checks: a disk that fills up, a folder taken away
+        print(f"error: {os_failure(exc)}", file=sys.stderr)
+        return 1
     return 0

@@ -81,6 +81,19 @@ class _Labelled:
     def targets(self, split: str = "train") -> Tensor:
         return self.train_y if split == "train" else self.test_y
 
+    def check_labels(self, origin: str):
+        """Each split holds samples, and labels in [0, num_classes): else one error before any compute
+        (a label out of range would fail inside the loss, after the teacher trained)."""
+        for split, y in (("training", self.train_y), ("test", self.test_y)):
+            if not len(y):
+                raise KDError(f"The {split} split of {origin} holds no samples. Nothing was trained.")
+            bad = (y < 0) | (y >= self.num_classes)
+            if bad.any():
+                raise KDError(f"The {split} split of {origin} holds {int(bad.sum())} label(s) outside the "
+                              f"{self.num_classes} classes 0..{self.num_classes - 1} (e.g. {int(y[bad][0])} at "
+                              f"sample {int(bad.nonzero()[0])}): its label file is damaged or of another dataset. "
+                              f"Nothing was trained.")
+
 
 class TensorData(_Labelled):
     """A small image dataset as uint8 tensors on one device, with batched crop + flip augmentation.
@@ -171,8 +184,9 @@ class LoaderData(_Labelled):
         self.train_set, self.test_set = _Indexed(train_set), _Indexed(test_set)  # items (x, y, index)
         self.train_clean_set = _Indexed(train_clean_set if train_clean_set is not None else train_set)
         self.train_y, self.test_y = labels_of(train_set), labels_of(test_set)
+        self.num_classes = num_classes or int(torch.cat([self.train_y, self.test_y, torch.zeros(1)]).max()) + 1
+        self.check_labels(name)
         x = train_set[0][0]
-        self.num_classes = num_classes or int(max(self.train_y.max(), self.test_y.max())) + 1
         self.in_chans, self.image_size = x.shape[0], tuple(x.shape[1:])
         self.name, self.workers, self.device = name, workers, torch.device("cpu")
         self.num_views, self.clean_view = None, None
@@ -225,13 +239,20 @@ class FolderData(LoaderData):
                               f"{root / sub} is missing. Point --data-dir at the folder that holds both.")
         mean, std = MEAN_STD["imagefolder"]
         # the papers' ImageNet views: random resized crop + flip (no colour jitter); resize to 256/224, centre crop
-        train = datasets.ImageFolder(root / "train", create_transform(
-            image_size, is_training=True, color_jitter=None, mean=mean, std=std))
         clean = create_transform(image_size, is_training=False, crop_pct=224 / 256, mean=mean, std=std)
+        try:
+            train = datasets.ImageFolder(root / "train", create_transform(
+                image_size, is_training=True, color_jitter=None, mean=mean, std=std))
+            val = datasets.ImageFolder(root / "val", clean)
+        except (FileNotFoundError, OSError) as exc:  # an empty tree, or class folders without images
+            why = str(exc).strip().splitlines()[0].rstrip(".")
+            raise KDError(f"ImageFolder data in {root} is not usable: {why}. Each of "
+                          f"train/ and val/ needs one folder per class holding its images. Nothing was trained.") \
+                from None
         # clean views of the training files (train fidelity): the same file list, not a second scan of the tree
         train_clean = copy.copy(train)
         train_clean.transform = clean
-        super().__init__(train, datasets.ImageFolder(root / "val", clean), train_clean, len(train.classes),
+        super().__init__(train, val, train_clean, len(train.classes),
                          f"imagefolder:{root}", workers)
 
 class _Indexed(torch.utils.data.Dataset):

@@ -3,8 +3,10 @@ download), CIFAR-10/100 and ImageNet-style folders; a damaged or missing file is
 to get it. What is known of each before loading (shape, classes, size) is DATASETS."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import os
+import shutil
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +18,28 @@ from torch import Tensor
 
 from kd.data import MEAN_STD, Dataset, FolderData, TensorData, balanced_subset
 from kd.errors import KDError
+from kd.records import cache_dir
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-DEFAULT_DOWNLOAD_DIR = Path.home() / ".cache" / "kd" / "data"
+
+
+def download_dir() -> Path:
+    """Where datasets are downloaded to: $KD_CACHE/data (default ~/.cache/kd/data)."""
+    return cache_dir() / "data"
+
+
+@contextlib.contextmanager
+def _downloading(folder: Path):
+    """A download into `folder`: the folders a failed one created are removed again, so that it changes nothing."""
+    first_made = None if folder.exists() else folder
+    while first_made is not None and not first_made.parent.exists():
+        first_made = first_made.parent
+    try:
+        yield folder
+    except BaseException:
+        if first_made is not None:
+            shutil.rmtree(first_made, ignore_errors=True)
+        raise
 
 
 def _read_idx(path: Path, shape: tuple) -> Tensor:
@@ -86,13 +107,14 @@ def _fashion_mnist(data_dir=None, pad: int = 2, **_) -> TensorData:
     if files is None:
         try:
             from torchvision.datasets import FashionMNIST
-            FashionMNIST(DEFAULT_DOWNLOAD_DIR, train=True, download=True)
-            FashionMNIST(DEFAULT_DOWNLOAD_DIR, train=False, download=True)
-            files = _find_idx_files(DEFAULT_DOWNLOAD_DIR / "FashionMNIST" / "raw")
+            with _downloading(download_dir()) as folder:
+                FashionMNIST(folder, train=True, download=True)
+                FashionMNIST(folder, train=False, download=True)
+            files = _find_idx_files(folder / "FashionMNIST" / "raw")
         except Exception as exc:  # no network: say how to get the data instead
             raise KDError(
                 f"Fashion-MNIST was not found in {DEBIAN_FASHION_MNIST} and downloading it to "
-                f"{DEFAULT_DOWNLOAD_DIR} failed ({type(exc).__name__}: {exc}). Install it offline with "
+                f"{download_dir()} failed ({type(exc).__name__}: {exc}). Install it offline with "
                 f"`apt-get update && apt-get install -y dataset-fashion-mnist` (files land in "
                 f"{DEBIAN_FASHION_MNIST}), or put the four idx files in a folder and pass --data-dir "
                 f"(or set KD_DATA) to it.") from None
@@ -107,20 +129,21 @@ def _cifar(num_classes: int):
         cls = datasets.CIFAR10 if num_classes == 10 else datasets.CIFAR100
         root = _explicit_root(data_dir)
         try:
-            sets = [cls(root or DEFAULT_DOWNLOAD_DIR, train=t, download=False) for t in (True, False)]
+            sets = [cls(root or download_dir(), train=t, download=False) for t in (True, False)]
         except (RuntimeError, OSError, EOFError, ValueError) as exc:  # missing, or a damaged pickle
             sets, missing = None, exc
         if sets is None and root is not None:
             raise KDError(f"CIFAR-{num_classes} was not found or is damaged in {root} ({missing}). Extract "
                           f"cifar-{num_classes}-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) "
                           f"into that folder, or leave --data-dir and KD_DATA out to download it to "
-                          f"{DEFAULT_DOWNLOAD_DIR}.")
+                          f"{download_dir()}.")
         if sets is None:
             try:
-                sets = [cls(DEFAULT_DOWNLOAD_DIR, train=t, download=True) for t in (True, False)]
+                with _downloading(download_dir()) as folder:
+                    sets = [cls(folder, train=t, download=True) for t in (True, False)]
             except Exception as exc:
                 raise KDError(
-                    f"CIFAR-{num_classes} was not found in {DEFAULT_DOWNLOAD_DIR} and downloading it "
+                    f"CIFAR-{num_classes} was not found in {download_dir()} and downloading it "
                     f"failed ({type(exc).__name__}: {exc}). Download cifar-{num_classes}-python.tar.gz from "
                     f"https://www.cs.toronto.edu/~kriz/cifar.html on a machine with network, extract it into a "
                     f"folder and pass --data-dir (or set KD_DATA) to that folder.") from None
@@ -160,6 +183,7 @@ def load_dataset(name: str, data_dir=None, device="cpu", test_per_class: int | N
     if name not in DATASETS:
         raise KDError(f"Unknown dataset '{name}'. Valid datasets: {', '.join(DATASETS)}.")
     data = DATASETS[name].load(data_dir=data_dir, **options)
+    data.check_labels(f"the dataset {name}" + (f" in {data_dir}" if data_dir else ""))
     if test_per_class is not None:
         data.keep_test(balanced_subset(data.targets("test"), per_class=test_per_class, seed=0))
         data.name += f"-test{test_per_class}pc"

@@ -24,26 +24,29 @@ the figure to figures/<NAME>_<profile>.png.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pandas as pd
 
-from kd import distributed, records, replicate
+from kd import distributed, preflight, records, replicate
 from kd.analysis import Outputs, plot_style, rule_of, teacher_weights_note
 from kd.config import RunConfig, teacher_jobs
 from kd.costs import MeasuredCosts, cost_line, costs, gpu_hours, teachers_to_train
 from kd.device import resolve_device
-from kd.errors import KDError
+from kd.errors import KDError, os_failure
 from kd.launch import available_cores, log, sweep
-from kd.run import Context, check_pinned
+from kd.run import Context, check_teachers
 from kd.teachers import publish_teacher
 
 matplotlib.use("Agg")
@@ -52,8 +55,8 @@ PROFILES = ("smoke", "cpu", "paper")
 
 
 def completed(out: Outputs) -> pd.DataFrame:
-    rows = records.read_rows(out.runs, required=("run_id", "status"))
-    return rows[rows["status"] == "done"] if "status" in rows else rows
+    """The finished rows of a results folder, once its state is checked (kd.preflight.results_state)."""
+    return preflight.results_state(out)
 
 
 def publish_teachers(module, args, p: dict, configs: list[RunConfig]) -> int:
@@ -167,10 +170,35 @@ def main(module, argv=None, isolate: bool = True) -> int:
     run killed by a signal fails alone; isolate=False runs them in this process (tests that patch `run`)."""
     args = parse_args(module, argv)
     try:
-        return _main(module, args, isolate)
+        with stop_on_sigterm():
+            return _main(module, args, isolate)
     except KDError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # only what can happen after the checks: a disk that fills up mid-sweep
+        print(f"error: {os_failure(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{module.NAME}: interrupted (Ctrl-C or SIGTERM). The runs in flight were stopped and recorded as "
+              f"interrupted in runs.csv; finished rows are kept. Re-run the same command to resume.", file=sys.stderr)
+        return 130
+
+
+@contextlib.contextmanager
+def stop_on_sigterm():
+    """SIGTERM (a scheduler's or `kill`'s stop) takes the path of Ctrl-C: the run processes stop, the runs in
+    flight are recorded as interrupted, and the sweep says so, instead of dying with its children orphaned."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def plan(module, args) -> tuple[dict, Outputs, list[RunConfig], list[RunConfig], pd.DataFrame]:
@@ -235,6 +263,8 @@ def _main(module, args, isolate: bool) -> int:
         raise KDError("--sync-bn synchronises batch norm across the processes of one run, so it needs torchrun "
                       "(e.g. `torchrun --nproc_per_node 8 -m experiments.<name> --sync-bn ...`); this is one "
                       "process, where batch norm already sees the whole batch.")
+    if not args.plot_only:
+        preflight.launcher(args)  # --jobs, --device, the launcher: before any row is reused or written
     p, out, configs, todo, done = plan(module, args)
     committed = committed_rows(module, args, configs) if args.replicate else None  # before any compute
     if args.plot_only:
@@ -251,7 +281,12 @@ def _main(module, args, isolate: bool) -> int:
         print(f"All {len(configs)} runs of this grid are done in {out.runs}: nothing to train, the table below is "
               f"theirs. To check them on this machine, --replicate [--seeds 2] trains them again into replicas/ and "
               f"compares the two.")
-    check_pinned(todo, Context(p, "cpu", args.data_dir))  # before any row is written or run trained
+    # everything the runs will need, before any row is written or run trained
+    preflight.environment()
+    for folder in (out.results, out.figure.parent):
+        records.check_writable(folder)
+    preflight.free_space(todo, [out.results, records.cache_dir()], args.save_students)
+    check_teachers(todo, Context(p, "cpu", args.data_dir))
     for config, *source in reused.values():
         write_reused(out, config, args.profile, *source)
     if args.launcher == "processes":
@@ -286,9 +321,7 @@ def rule_id(module, configs: list[RunConfig]) -> str:
 def planned_runs(module, p: dict, seeds: int | None, check: bool = True) -> list[RunConfig]:
     """The finding's grid for this profile, each run's config parsed once and checked before any compute
     (unless `check` is off: another finding's grid whose runs are only looked up)."""
-    seeds = seeds if seeds is not None else p["seeds"]
-    if seeds < 1:
-        raise KDError(f"--seeds must be >= 1, got {seeds}.")
+    seeds = preflight.seeds(seeds if seeds is not None else p["seeds"])
     configs = [RunConfig.from_dict(c) for c in module.grid(p, seeds)]
     return [c.check() for c in configs] if check else configs
 
@@ -358,5 +391,11 @@ def _judge(module, rows: pd.DataFrame, p: dict, out: Outputs, configs: list[RunC
     out.teachers = teacher_weights_note(rows)
     plot_style()
     np.random.seed(0)  # seaborn's strip-plot jitter (its bootstrap CIs take seed=0): the same rows give the same figure
-    verdict = module.report(rows, p, out)
+    try:
+        verdict = module.report(rows, p, out)
+    except KeyError as exc:  # a column the report reads is not in the rows: they were edited, or are older
+        column = str(exc.args[0] if exc.args else exc).removeprefix("Column not found: ")
+        raise KDError(f"The rows of {out.runs} lack the column '{column}' that {module.NAME}'s report reads: the file "
+                      f"was edited or comes from an older version of the code. The table and figure were not regenerated. "
+                      f"Restore it (`git checkout -- {out.runs}` for committed results), or re-run the grid.") from None
     return "none (rule changed)" if out.stale else verdict

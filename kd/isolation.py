@@ -46,9 +46,15 @@ def _exit_with_parent(poll_s: float = 1.0):
     threading.Thread(target=watch, daemon=True).start()
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
 def _serve(conn, setup, args):
-    """The child: build the per-run function once, then answer one config at a time until told to stop."""
+    """The child: build the per-run function once, then answer one config at a time until told to stop
+    (SIGTERM from the sweep stops the run in flight as Ctrl-C would)."""
     _exit_with_parent()
+    signal.signal(signal.SIGTERM, _stop)
     try:
         call = setup(*args)
     except Exception as exc:
@@ -107,11 +113,12 @@ class ChildRunner:
             raise KDError(value.strip())
 
     def _receive(self, when: str):
+        proc = self.proc  # __exit__ may drop it meanwhile (an interrupted sweep stops its children)
         try:
             return self.conn.recv()
-        except EOFError:
-            self.proc.join()
-            cause = exit_cause(self.proc.exitcode)
+        except (EOFError, OSError):
+            proc.join()
+            cause = exit_cause(proc.exitcode)
             self.proc = None
             if when == "while starting":
                 raise KDError(f"{cause} {when}.") from None
@@ -142,7 +149,13 @@ class ChildRunner:
         return self
 
     def __exit__(self, *exc):
-        if exc[0] is not None and self.proc is not None:  # interrupted: do not wait for the run in flight
-            self.proc.kill()
+        proc = self.proc  # the thread waiting on its run drops self.proc when the child exits
+        if exc[0] is not None and proc is not None:  # interrupted: stop the run in flight, as Ctrl-C does
+            # SIGTERM, which _serve turns into a KeyboardInterrupt (SIGINT is ignored by background jobs): the
+            # child exits cleanly, its semaphores released; one that does not within 10 s is killed
+            proc.terminate()
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
             self.proc = None
         self.close()

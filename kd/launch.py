@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
 import threading
 import time
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
-from kd import records
+from kd import distributed, records
 from kd.analysis import Outputs
 from kd.config import RunConfig, TeacherJob, teacher_jobs
 from kd.device import resolve_device
-from kd.errors import KDError
 from kd.isolation import ChildRunner, RunFailed, failure_message
 from kd.run import Context
 
@@ -30,22 +31,21 @@ def available_cores() -> int:
 def sweep(module, args, p: dict, out: Outputs, todo: list[RunConfig], isolate: bool) -> list[str]:
     """Train the runs not yet done, `args.jobs` at once, one row each in runs.csv; a failed run is recorded
     and the sweep goes on. Teachers the runs need are trained first, in parallel. Returns the failed ids."""
-    device = resolve_device(args.device)  # a bad --device fails here, before any training
-    if args.jobs < 1:
-        raise KDError(f"--jobs must be >= 1, got {args.jobs}.")
-    for folder in (out.results, out.figure.parent):
-        records.check_writable(folder)
+    device = resolve_device(args.device)  # checked with every option before (kd.preflight)
     teachers = teacher_jobs(todo)
     if isolate:  # one thread per run: a run's numbers do not depend on --jobs or the core count
         runners = [ChildRunner(child_runs, importable_name(module), args.profile, args.device, args.data_dir, out,
                                threads=1) for _ in range(max(1, min(args.jobs, len(todo))))]
     else:
         runners = [in_process_runs(module, Context(p, args.device, args.data_dir, out=out))]
-    failed, lock, start = [], threading.Lock(), time.perf_counter()
+    failed, lock, start, stopping = [], threading.Lock(), time.perf_counter(), threading.Event()
 
     def record(config, result=None, error=None):
         with lock:
-            write_result(out, config, result, error, device, args.profile, args.keep_state)
+            status = "interrupted" if error is not None and stopping.is_set() else "failed"
+            if status == "interrupted":  # its process was stopped with the sweep: that is the cause
+                error = RunFailed("stopped with the sweep (Ctrl-C or SIGTERM)")
+            write_result(out, config, result, error, device, args.profile, args.keep_state, status=status)
             if error is not None:
                 failed.append(config.run_id)
 
@@ -62,11 +62,23 @@ def sweep(module, args, p: dict, out: Outputs, todo: list[RunConfig], isolate: b
                 except RunFailed as exc:  # its runs fail too, each with its own row
                     log(f"training a teacher failed: {exc}")
                 continue
+            if not claim(out, config.run_id):
+                log(f"[{i + 1}/{len(todo)}] {config.run_id} is trained by another sweep of this grid: skipped")
+                continue
             log(f"[{i + 1}/{len(todo)}] {module.NAME} {config.condition} seed {config.seed} ({config.run_id})")
-            try:
-                record(config, runner(config))
-            except RunFailed as exc:
-                record(config, error=exc)
+            try:  # the claim goes once the run's row is written (or the sweep stops)
+                try:
+                    result = runner(config)
+                except RunFailed as exc:
+                    record(config, error=exc)
+                    continue
+                except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM while this thread trains the run
+                    stopping.set()
+                    record(config, error=exc)
+                    raise
+                record(config, result)
+            finally:
+                release(out, config.run_id)
 
     def phase(jobs: list[tuple[int, RunConfig | TeacherJob]]):
         queue = list(jobs)
@@ -82,41 +94,84 @@ def sweep(module, args, p: dict, out: Outputs, todo: list[RunConfig], isolate: b
                 with lock:
                     queue.clear()
         threads = [threading.Thread(target=guarded, args=(r,)) for r in runners]
+        started.extend(threads)
         for t in threads:
             t.start()
         try:
             for t in threads:
                 t.join()
-        except BaseException:  # Ctrl-C: no new runs; leaving the with-block stops the children
+        except BaseException:  # Ctrl-C or SIGTERM: no new runs; leaving the with-block stops the children,
+            stopping.set()     # and the runs they were training are recorded as interrupted
             with lock:
                 queue.clear()
             raise
         if errors:
             raise errors[0]
 
-    with contextlib.ExitStack() as stack:
-        if isolate and todo:
-            for r in runners:
-                stack.enter_context(r)
-        numbered = list(enumerate(todo))
-        # runs that need no teacher keep the other cores busy while the teachers train
-        phase([(-1, t) for t in teachers] + [(i, c) for i, c in numbered if c.teacher is None])
-        phase([(i, c) for i, c in numbered if c.teacher is not None])
+    started = []
+    try:
+        with contextlib.ExitStack() as stack:
+            if isolate and todo:
+                for r in runners:
+                    stack.enter_context(r)
+            numbered = list(enumerate(todo))
+            # runs that need no teacher keep the other cores busy while the teachers train
+            phase([(-1, t) for t in teachers] + [(i, c) for i, c in numbered if c.teacher is None])
+            phase([(i, c) for i, c in numbered if c.teacher is not None])
+    except KeyboardInterrupt:  # the children are stopped: let their threads record the runs as interrupted
+        for t in started:
+            t.join()
+        raise
     log(f"{len(todo) - len(failed)} runs trained in {(time.perf_counter() - start) / 60:.1f} min "
          f"({len(runners)} at once)")
     return failed
 
 
+def claim(out: Outputs, rid: str) -> bool:
+    """Claim a run for this sweep, under runs.csv's lock: False when it is done, or claimed by another live
+    sweep (two sweeps of one grid started at once then train each run once). A claim is a file naming its
+    host and process; one whose process is gone on this host is stale and taken over. Under torchrun every
+    rank trains every run (on its shard), so ranks never claim."""
+    if distributed.rank_and_size()[1] > 1:
+        return True
+    path = out.results / "resume" / f"{rid}.claim"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out.runs) + ".lock"):
+        rows = records.read_rows(out.runs)
+        if "run_id" in rows and ((rows.run_id == rid) & (rows.status == "done")).any():
+            return False
+        if path.is_file():
+            host, _, pid = path.read_text().partition(" ")
+            if host != socket.gethostname() or _alive(int(pid or 0)):
+                return False
+        records.write_text(path, f"{socket.gethostname()} {os.getpid()}")
+    return True
+
+
+def release(out: Outputs, rid: str):
+    (out.results / "resume" / f"{rid}.claim").unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
 def write_result(out: Outputs, config: RunConfig, result: dict | None, error: Exception | None, device, profile: str,
-                 keep_state: bool, command: str | None = None):
-    """A run's row (and history) in runs.csv, or a failed row that a re-run redoes; once the row is written
-    the run's resume state goes, unless kept. Called under the sweep's lock (append_row also locks the file,
-    so jobs of a Slurm array write safely to a shared folder)."""
+                 keep_state: bool, command: str | None = None, status: str = "failed"):
+    """A run's row (and history) in runs.csv, or a failed (or interrupted) row that a re-run redoes; once the
+    row is written the run's resume state goes, unless kept. Called under the sweep's lock (append_row also
+    locks the file, so jobs of a Slurm array write safely to a shared folder)."""
     rid, flat = config.run_id, config.as_dict()
     where = records.device_name(device) if device is not None else "unknown"
     if error is not None:  # record it, go on with the sweep
-        log(f"run {rid} failed: {error}")
-        records.append_row(out.runs, {"run_id": rid, "status": "failed", **records.flatten(flat),
+        log(f"run {rid} {status}: {error}")
+        records.append_row(out.runs, {"run_id": rid, "status": status, **records.flatten(flat),
                                       "error": str(error).strip().splitlines()[-1], "rule_id": out.rule_id,
                                       "git_commit": records.git_commit(),
                                       "command": command or records.command_line(), "device": where})

@@ -20,12 +20,13 @@ import torch
 from filelock import FileLock
 
 from kd.device import autocast, eval_batch_size
+from kd.errors import env_number
 from kd.metrics import ensemble_logits
 from kd.records import DamagedFile, atomic_save, load_saved
 
 
 def max_table_bytes() -> float:
-    return float(os.environ.get("KD_LOGIT_CACHE_GB", "4")) * 2**30
+    return env_number("KD_LOGIT_CACHE_GB", 4) * 2**30
 
 
 class LogitTable:

@@ -11,7 +11,7 @@ import io
 import sys
 from pathlib import Path
 
-from kd.records import REPO, _atomic_write
+from kd.records import REPO, atomic_write
 
 # old metric -> new metric, in the order they were made; a metric names its history column and the
 # runs.csv columns final_<metric> and best_<metric>
@@ -35,7 +35,7 @@ def migrate_file(path: Path, renames: dict = RENAMES) -> bool:
                          f"nothing was changed. Merge the two columns by hand.")
     line = io.StringIO()
     csv.writer(line, lineterminator="").writerow(renamed)
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(line.getvalue() + newline + rest))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(line.getvalue() + newline + rest))
     return True
 
 

@@ -119,7 +119,11 @@ def benchmark_row(benchmark: str, device: torch.device, **fields) -> dict:
             "command": command_line()}
 
 
-def _atomic_write(path: Path, write):
+UMASK = os.umask(0o022)  # read once (os.umask sets it too: set it back)
+os.umask(UMASK)
+
+
+def atomic_write(path: Path, write):
     """write(tmp_path), flush it to the disk, then rename over `path`: readers see the old file or the new
     one, never half, and a power loss cannot leave an empty file under the final name. Under torchrun only
     rank 0 writes (every file of a run goes through here): the other ranks hold the same weights and rows."""
@@ -129,6 +133,7 @@ def _atomic_write(path: Path, write):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp's 0600 would hide rows from the group a Slurm folder is shared with
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
@@ -144,19 +149,24 @@ def _atomic_write(path: Path, write):
             os.unlink(tmp)
 
 
-def check_writable(folder: Path):
+def cache_dir() -> Path:
+    """Where teachers, their logit caches and downloaded datasets are kept: $KD_CACHE, default ~/.cache/kd."""
+    return Path(os.environ.get("KD_CACHE", Path.home() / ".cache" / "kd"))
+
+
+def check_writable(folder: Path, what: str = "results"):
     """Fail before any compute if files could not be written in `folder` (which may not exist yet)."""
     folder = Path(folder)
     probe = folder
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        raise KDError(f"Cannot write results in {folder}: {probe} is a file, not a folder. Nothing was trained.")
+        raise KDError(f"Cannot write {what} in {folder}: {probe} is a file, not a folder. Nothing was trained.")
     try:
         with tempfile.TemporaryFile(dir=probe):
             pass
     except OSError as exc:
-        raise KDError(f"Cannot write results in {folder} ({exc.strerror} in {probe}). Nothing was trained; "
+        raise KDError(f"Cannot write {what} in {folder} ({exc.strerror} in {probe}). Nothing was trained; "
                       f"make the folder writable or choose another one.") from None
 
 
@@ -183,9 +193,9 @@ def atomic_save(obj, path: Path):
     def write(tmp):
         torch.save(obj, tmp)
         digest.append(_digest(tmp))
-    _atomic_write(path, write)
+    atomic_write(path, write)
     if digest:  # nothing was written where another rank writes (torchrun: rank 0 only)
-        _atomic_write(sum_path(path), lambda tmp: Path(tmp).write_text(digest[0]))
+        atomic_write(sum_path(path), lambda tmp: Path(tmp).write_text(digest[0]))
 
 
 def check_saved(path: Path):
@@ -209,7 +219,7 @@ def copy_saved(src: Path, dest: Path):
 
 def copy_file(src: Path, dest: Path):
     """Copy a file byte for byte; the copy lands atomically."""
-    _atomic_write(dest, lambda tmp: shutil.copyfile(src, tmp))
+    atomic_write(dest, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def load_saved(path: Path, map_location="cpu"):
@@ -217,8 +227,9 @@ def load_saved(path: Path, map_location="cpu"):
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
-def _atomic_write_csv(df: pd.DataFrame, path: Path):
-    _atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+def write_csv(df: pd.DataFrame, path: Path):
+    """A CSV (a summary, a history, runs.csv), written atomically."""
+    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
 
 
 def append_row(path: Path, row: dict):
@@ -230,7 +241,7 @@ def append_row(path: Path, row: dict):
         if "run_id" in old:
             old = old[old["run_id"] != row["run_id"]]
         new = pd.DataFrame([row])
-        _atomic_write_csv(new if old.empty else pd.concat([old, new], ignore_index=True), path)
+        write_csv(new if old.empty else pd.concat([old, new], ignore_index=True), path)
 
 
 def read_rows(path: Path, required: tuple = ()) -> pd.DataFrame:
@@ -256,8 +267,8 @@ def read_rows(path: Path, required: tuple = ()) -> pd.DataFrame:
 
 def write_text(path: Path, text: str):
     """A text file (a table, a results page), written atomically."""
-    _atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
 
 
 def write_history(path: Path, history: list[dict]):
-    _atomic_write_csv(pd.DataFrame(history), Path(path))
+    write_csv(pd.DataFrame(history), Path(path))

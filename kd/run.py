@@ -106,18 +106,30 @@ def pinned(config: RunConfig, info: dict):
                       f"cache folder, or run a grid that pins these weights: other weights are another run.")
 
 
-def check_pinned(configs: list[RunConfig], ctx: Context):
-    """Before any training: every teacher a grid pins by its weights is here (cached or published) with
-    those weights; otherwise one error that names them (training it here would give other weights)."""
-    problems = []
-    for config in {c.run_id: c for c in configs if c.teacher is not None and c.teacher.weights}.values():
+def check_teachers(configs: list[RunConfig], ctx: Context):
+    """Before any training: a published teacher the runs would adopt (their cache folder is empty) is intact,
+    and every teacher a grid pins by its weights is here (cached or published) with those weights; otherwise
+    one error that names them (a damaged copy would fail every run; training a pinned one here would give
+    other weights)."""
+    problems, checked = [], set()
+    for config in {c.run_id: c for c in configs if c.teacher is not None and c.teacher.checkpoint is None}.values():
         found = []
         for member in config.members():
             spec = ctx.teacher_spec(member)
             name = checkpoint_name(spec, config.teacher.epoch)
-            files = [f / name for f in (teacher_folder(spec), published_folder(spec)) if (f / name).is_file()]
-            found.append(records.weights_sha256(records.load_saved(files[0])["state_dict"]) if files else None)
-        if None in found or " ".join(found) != config.teacher.weights:
+            cached, published = teacher_folder(spec) / name, published_folder(spec) / name
+            if not cached.is_file() and published.is_file() and published not in checked:
+                try:
+                    records.check_saved(published)
+                except records.DamagedFile as exc:
+                    raise KDError(f"The published teacher {published.parent} is damaged ({exc}) Nothing was "
+                                  f"trained; restore it with `git checkout -- {published.parent}`, or delete the "
+                                  f"folder to train the teacher here.") from None
+                checked.add(published)
+            if config.teacher.weights:  # the weights it pins: those of the copy the run will load
+                files = [f for f in (cached, published) if f.is_file()]
+                found.append(records.weights_sha256(records.load_saved(files[0])["state_dict"]) if files else None)
+        if config.teacher.weights and (None in found or " ".join(found) != config.teacher.weights):
             problems.append(f"{config.condition} seed {config.seed}: pins {config.teacher.weights[:16]}..., here "
                             + ("not cached or published" if None in found else f"{' '.join(found)[:16]}..."))
     if problems:

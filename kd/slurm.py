@@ -21,7 +21,6 @@ from kd import records
 from kd.analysis import Outputs
 from kd.config import RunConfig, TeacherJob, teacher_jobs
 from kd.device import resolve_device
-from kd.errors import KDError
 from kd.isolation import RunFailed
 from kd.launch import importable_name, in_process_runs, log, write_result
 from kd.run import Context
@@ -61,10 +60,7 @@ class RunJob:
 
 
 def executor(module, args, out: Outputs):
-    try:
-        import submitit
-    except ImportError:
-        raise KDError("--launcher slurm and submitit-local need submitit: `pip install submitit`.") from None
+    import submitit  # there: kd.preflight.launcher checked it before anything was written
     cluster = "local" if args.launcher == "submitit-local" else "slurm"
     ex = submitit.AutoExecutor(folder=out.results / "submitit" / "%j", cluster=cluster)
     ex.update_parameters(name=f"kd-{module.NAME}", timeout_min=args.time, gpus_per_node=args.gpus_per_run,
@@ -75,11 +71,8 @@ def executor(module, args, out: Outputs):
 
 
 def sweep(module, args, p: dict, out: Outputs, todo: list[RunConfig]) -> list[str]:
-    """Train the runs not yet done as job arrays (teachers first); returns the ids of the runs that failed."""
-    if args.launcher == "slurm" and not args.partition:
-        raise KDError("--launcher slurm needs --partition (the Slurm partition to submit to).")
-    for folder in (out.results, out.figure.parent):
-        records.check_writable(folder)
+    """Train the runs not yet done as job arrays (teachers first; the options and folders were checked before,
+    kd.preflight); returns the ids of the runs that failed."""
     ex, job = executor(module, args, out), RunJob(importable_name(module), args, out)
     start = time.perf_counter()
     teachers = teacher_jobs(todo)

@@ -33,15 +33,10 @@ from kd.metrics import topk_accuracy
 from kd.models import CIFAR_MODELS, create_model
 from kd.objectives import CrossEntropy
 from kd.recipe import Recipe
-from kd.records import (REPO, DamagedFile, append_row, atomic_save, check_saved, command_line, config_hash, copy_saved,
-                        device_name, git_commit, load_saved, read_rows, sum_path, weights_sha256)
+from kd.records import (REPO, DamagedFile, append_row, atomic_save, cache_dir, check_saved, command_line, config_hash,
+                        copy_saved, device_name, git_commit, load_saved, read_rows, sum_path, weights_sha256)
 from kd.samplers import Shuffle
 from kd.train import fit, predict
-
-
-def cache_dir() -> Path:
-    """Where teachers (and their logit caches) are kept: $KD_CACHE, default ~/.cache/kd."""
-    return Path(os.environ.get("KD_CACHE", Path.home() / ".cache" / "kd"))
 
 
 def spec_hash(spec: dict) -> str:

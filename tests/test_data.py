@@ -63,7 +63,7 @@ def test_balanced_subsets(fmnist):
 
 def test_missing_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setattr(kd_data, "DEBIAN_FASHION_MNIST", tmp_path / "nowhere")
-    monkeypatch.setattr(kd_data, "DEFAULT_DOWNLOAD_DIR", tmp_path / "download")
+    monkeypatch.setenv("KD_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("KD_DATA", raising=False)
 
     def no_network(*args, **kwargs):

@@ -76,15 +76,16 @@ def test_resume_after_an_interrupted_sweep(tmp_path, monkeypatch):
         return real_run(config, ctx)
 
     monkeypatch.setattr(f3, "run", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        main(tmp_path, "--seeds", "1", isolate=False)  # in this process, so that the patched run is used
+    assert main(tmp_path, "--seeds", "1", isolate=False) == 130  # in this process, so that the patched run is used
     rows = pd.read_csv(out_of(tmp_path).runs)
-    assert len(rows) == 3 and set(rows.status) == {"done"}  # no half row from the killed run
+    assert rows.status.tolist() == ["done"] * 3 + ["interrupted"]  # the run in flight is said, with no numbers
+    assert rows.final_test_top1.isna().tolist() == [False] * 3 + [True]
 
     calls.clear()
     monkeypatch.setattr(f3, "run", lambda config, ctx: calls.append(config.condition) or real_run(config, ctx))
     assert main(tmp_path, "--seeds", "1", isolate=False) == 0
-    assert len(calls) == 7 and not set(calls) & set(rows.condition)  # only the missing runs
+    done = rows[rows.status == "done"]
+    assert len(calls) == 7 and not set(calls) & set(done.condition)  # only the missing and interrupted runs
     assert len(pd.read_csv(out_of(tmp_path).runs)) == 10
 
 

@@ -6,7 +6,7 @@ from kd.config import RunConfig, base_config
 from kd.errors import KDError
 from kd.recipe import Recipe
 from kd.records import load_saved, weights_sha256
-from kd.run import Context, check_pinned, distill
+from kd.run import Context, check_teachers, distill
 from kd.teachers import teacher_folder
 
 RECIPE = Recipe(epochs=1, batch_size=64, lr=0.05)
@@ -22,11 +22,11 @@ def test_a_row_names_its_teachers_weights_and_a_pinned_run_takes_no_others(fmnis
     assert result["extra"]["teacher_sha256"] == weights and result["extra"]["teacher_key"] == folder.name
 
     same = RunConfig.from_dict(base_config("test", {**P, "teacher_weights": weights}, "kd", 1))
-    check_pinned([same], ctx)  # these weights are cached: nothing to say
+    check_teachers([same], ctx)  # these weights are cached: nothing to say
     assert distill(same, ctx, ctx.pool(0.01))["extra"]["teacher_sha256"] == weights
     other = RunConfig.from_dict(base_config("test", {**P, "teacher_weights": "0" * 64}, "kd", 1))
     with pytest.raises(KDError, match="pin teacher weights this machine does not have.*Nothing was trained"):
-        check_pinned([other], ctx)
+        check_teachers([other], ctx)
     with pytest.raises(KDError, match="but this run pins 0000000000000000"):
         distill(other, Context(P, "cpu", data=fmnist, log=lambda m: None), ctx.pool(0.01))
 
@@ -35,5 +35,5 @@ def test_a_pinned_teacher_that_is_nowhere_here_is_said_before_it_is_trained(fmni
     missing = RunConfig.from_dict(base_config("test", {**P, "teacher_weights": "f" * 64, "teacher_seed": 7}, "kd", 0))
     ctx = Context(P, "cpu", data=fmnist, log=lambda m: None)
     with pytest.raises(KDError, match="not cached or published"):
-        check_pinned([missing], ctx)
+        check_teachers([missing], ctx)
     assert not (teacher_folder(ctx.teacher_spec(missing)) / "final.pt").exists()  # and nothing was trained
