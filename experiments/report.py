@@ -1,6 +1,7 @@
 """The results page, results/README.md: every finding's claim, the paper's numbers, our verdict with its
 comparisons and regime, earlier verdicts, the cost and the machines of its rows, and its figure, all read
-from the committed tables and CSVs (nothing here is typed by hand).
+from the committed tables and CSVs (nothing here is typed by hand); and the README's findings table, from the
+same.
 
     python -m experiments.report [--profile cpu]
 """
@@ -19,7 +20,7 @@ if not __package__:  # `python experiments/<name>.py`: run it as `python -m expe
 
 import pandas as pd
 
-from experiments.findings import FINDINGS
+from experiments.findings import FINDINGS, PAPERS, module_of
 from kd import records
 
 RESULTS = records.REPO / "results"
@@ -98,6 +99,61 @@ def render(profile: str, names, results: Path = RESULTS) -> str:
     return "\n".join(lines) + "\n"
 
 
+README_MARKS = ("<!-- findings: written by python -m experiments.report from the committed tables; do not edit -->",
+                "<!-- /findings -->")
+
+
+def cpu_kinds(devices) -> str:
+    """The CPU kinds of rows' devices ('cpu (1 threads, AMD EPYC, AVX-512)' -> 'AMD EPYC, AVX-512')."""
+    kinds = {re.sub(r"^cpu \(\d+ threads?, (.+)\)$", r"\1", d) for d in devices}
+    return "; ".join(sorted(kinds))
+
+
+ITEM = re.compile(r"(?:^|; )(?:[^;]*?\*\*[^*]+\*\*; )?([^;]+?) ([+-]\d+\.\d+) pp \[95% CI [^\]]+\][^;]*?: ([a-z ]+)(?=;|$)")
+
+
+def comparisons_of(text: str) -> str:
+    """What a table's comparisons say, in a line: under v3 each contrast's outcome at both budgets (its budget
+    arm); before, the comparisons that came out other than within noise (the count of the rest)."""
+    arm = block(text, "Regime")
+    if block(text, "Premise") and arm:
+        cells = [line.split(" | ") for line in arm.splitlines() if line.startswith("| ") and " | x1" not in line
+                 and not line.startswith("| ---")]
+        return "; ".join(f"{c[0].lstrip('| ')}: {c[1]} / {c[2]}" for c in cells) + " (x1 / x2 budget)"
+    items = [m.groups() for line in block(text, "Comparisons").splitlines() for m in ITEM.finditer(line)]
+    said = [f"{name.split(': ', 1)[-1] if ': ' in name and len(name) > 60 else name} {diff} pp: {outcome}"
+            for name, diff, outcome in items if outcome not in ("within noise", "not shown")]
+    rest = len(items) - len(said)
+    return "; ".join(said + ([f"{rest} within noise"] if rest else []))
+
+
+def readme_table(results: Path = RESULTS) -> str:
+    """The README's findings table at the cpu scale: per finding its verdict, the premise and budget arm (v3) or
+    the regime (v2), the CPU kinds of the rows behind the verdict, the protocol and the earlier verdicts."""
+    lines = ["| paper | finding | script | `cpu` verdict | what the comparisons say | premise; budget arm (v3) or "
+             "regime (v2) | rows from | protocol | earlier verdicts |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, (paper, claim) in PAPERS.items():
+        f = finding(name, "cpu", results) or {"verdict": "pending", "rule": "", "regime": "", "earlier": {}, "text": ""}
+        folder = results / name / "cpu"
+        rows = records.read_rows(folder / "runs.csv") if (folder / "runs.csv").exists() else pd.DataFrame()
+        judged = rows[rows.rule_id == f["rule"]] if f["rule"] and "rule_id" in rows else rows.iloc[:0]
+        protocol = "v3" if getattr(module_of(name), "RULE_CODE", ()) else "v2" if f["rule"] else "v1"
+        earlier = "; ".join(f"[{k}](results/{name}/cpu/table_{k}.md): {v}" for k, v in reversed(f["earlier"].items()))
+        state = f["regime"] if protocol == "v3" or f["regime"] in ("", "not checked (v1)") else f"regime {f['regime']}"
+        lines.append(f"| {paper} | {claim} | `bash experiments/{name}.sh` | {f['verdict']} | "
+                     f"{comparisons_of(f['text'])} | {state} | "
+                     f"{cpu_kinds(judged.device.dropna()) if 'device' in judged else ''} | {protocol} | {earlier} |")
+    return "\n".join(lines)
+
+
+def write_readme(readme: Path = records.REPO / "README.md", results: Path = RESULTS) -> Path:
+    """Put the findings table into the README, between its marks."""
+    text = readme.read_text()
+    start, end = (text.index(m) for m in README_MARKS)
+    records.write_text(readme, text[:start + len(README_MARKS[0])] + "\n" + readme_table(results) + "\n" + text[end:])
+    return readme
+
+
 def write(profile: str = "cpu", results: Path = RESULTS) -> Path:
     """The results page of `profile` under `results` (the repo's results/, or a run's --out), atomically."""
     path = results / "README.md" if profile == "cpu" else results / f"README_{profile}.md"
@@ -108,5 +164,8 @@ def write(profile: str = "cpu", results: Path = RESULTS) -> Path:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", default="cpu", choices=("smoke", "cpu", "paper"))
-    print(write(ap.parse_args().profile))
+    profile = ap.parse_args().profile
+    print(write(profile))
+    if profile == "cpu":  # the README's findings table is the cpu scale's
+        print(write_readme())
     sys.exit(0)

@@ -19,6 +19,14 @@ def test_every_script_is_in_the_readme():
     assert set(SCRIPTS) <= set(readme_verdicts())
 
 
+def test_the_readme_findings_table_is_the_generated_one():
+    from experiments import report
+    text = (REPO / "README.md").read_text()
+    start, end = (text.index(m) for m in report.README_MARKS)
+    assert text[start + len(report.README_MARKS[0]):end].strip() == report.readme_table(), \
+        "run: python -m experiments.report"
+
+
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_readme_verdict_matches_the_committed_table(name):
     table = REPO / "results" / name / "cpu" / "table.md"
