@@ -131,7 +131,9 @@ def readme_table(results: Path = RESULTS) -> str:
     """The README's findings table at the cpu scale: per finding its verdict, the premise and budget arm (v3) or
     the regime (v2), the CPU kinds of the rows behind the verdict, the protocol and the earlier verdicts."""
     lines = ["| paper | finding | script | `cpu` verdict | what the comparisons say | premise; budget arm (v3) or "
-             "regime (v2) | rows from | protocol | earlier verdicts |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "regime (v2) | rows from | replicated on | protocol | earlier verdicts |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    replicas = records.read_rows(results / "replications.csv", required=("finding", "profile", "replicated"))
     for name, (paper, claim) in PAPERS.items():
         f = finding(name, "cpu", results) or {"verdict": "pending", "rule": "", "regime": "", "earlier": {}, "text": ""}
         folder = results / name / "cpu"
@@ -140,9 +142,13 @@ def readme_table(results: Path = RESULTS) -> str:
         protocol = "v3" if getattr(module_of(name), "RULE_CODE", ()) else "v2" if f["rule"] else "v1"
         earlier = "; ".join(f"[{k}](results/{name}/cpu/table_{k}.md): {v}" for k, v in reversed(f["earlier"].items()))
         state = f["regime"] if protocol == "v3" or f["regime"] in ("", "not checked (v1)") else f"regime {f['regime']}"
+        done = replicas[(replicas.finding == name) & (replicas.profile == "cpu") & replicas.replicated] \
+            if len(replicas) else replicas
+        replicated = cpu_kinds(d for ds in done.get("replica_devices", []) for d in ds.split("; "))
         lines.append(f"| {paper} | {claim} | `bash experiments/{name}.sh` | {f['verdict']} | "
                      f"{comparisons_of(f['text'])} | {state} | "
-                     f"{cpu_kinds(judged.device.dropna()) if 'device' in judged else ''} | {protocol} | {earlier} |")
+                     f"{cpu_kinds(judged.device.dropna()) if 'device' in judged else ''} | {replicated} | {protocol} | "
+                     f"{earlier} |")
     return "\n".join(lines)
 
 

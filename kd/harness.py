@@ -357,7 +357,11 @@ def compare_replica(module, args, p: dict, out: Outputs, configs: list[RunConfig
                 "replica": _judge(module, here[here.run_id.isin(ids)], p, out, configs)}
     line, text = replicate.compare(committed, here[here.run_id.isin(ids)], verdicts)
     records.write_text(out.results / "replica_vs_committed.md", text)
-    print(f"{line}\nreport: {out.results / 'replica_vs_committed.md'}")
+    record = args.results_root / "replications.csv"  # one row per replica, for results/replications.csv
+    records.append_row(record, replicate.record_row(module.NAME, args.profile, committed, here[here.run_id.isin(ids)],
+                                                    line))
+    print(f"{line}\nreport: {out.results / 'replica_vs_committed.md'}\nrecorded in: {record} (a maintainer copies "
+          f"the row into results/replications.csv, which the README's table reads)")
     return 0
 
 

@@ -5,8 +5,12 @@ it, and judges the committed rows of the same seeds under the same rule; this co
 says in one line whether the finding replicated."""
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 from scipy import stats
+
+from kd import records
 
 METRIC = "final_test_top1"
 
@@ -66,3 +70,14 @@ def compare(committed: pd.DataFrame, replica: pd.DataFrame, verdicts: dict[str, 
             f"{pd.DataFrame(per_condition).to_markdown(index=False, floatfmt='.2f')}\n\n## Per run\n\n"
             f"{table.to_markdown(index=False, floatfmt='.2f')}\n")
     return line, text
+
+
+def record_row(name: str, profile: str, committed: pd.DataFrame, replica: pd.DataFrame, line: str) -> dict:
+    """A replica's outcome as a row of replications.csv: which finding, how many runs and seeds, the CPU kinds
+    of both sides, the outcome line, and the commit and command that made it."""
+    return {"run_id": records.run_id({"replica": name, "profile": profile, "time": time.time()}),
+            "finding": name, "profile": profile, "runs": len(replica), "seeds": replica.seed.nunique(),
+            "replicated": line.startswith("replicated"), "replica_devices": _devices(replica),
+            "committed_devices": _devices(committed.loc[committed.run_id.isin(replica.run_id)]),
+            "outcome": line, "git_commit": records.git_commit(), "command": records.command_line(),
+            "date": time.strftime("%Y-%m-%d")}

@@ -30,6 +30,9 @@ def test_a_replica_of_an_unchanged_tree_replicates(tmp_path, capsys):
     assert "replicated: the same verdict" in out and f"{len(committed)} of {len(committed)} runs within" in out
     report = (replica(tmp_path) / "replica_vs_committed.md").read_text()
     assert "Committed rows: cpu" in report and "Replica: cpu" in report
+    record = pd.read_csv(tmp_path / "replica" / "results" / "replications.csv")  # the row for results/replications.csv
+    assert record.finding.tolist() == [f3.NAME] and record.replicated.tolist() == [True]
+    assert record.replica_devices[0].startswith("cpu") and record.outcome[0].startswith("replicated")
     assert pd.read_csv(replica(tmp_path) / "runs.csv").run_id.tolist() == committed.run_id.tolist()
     # the committed rows and table are untouched
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "committed" / "results" / f3.NAME / "smoke" / "runs.csv"),
