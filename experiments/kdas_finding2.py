@@ -125,9 +125,7 @@ def verdict_for(rows: pd.DataFrame, curves: dict, criterion: dict) -> tuple[str,
     return verdict, facts
 
 
-RULE_CODE = (verdict_for, reading, premise, contrasts_at, protocol.verdict, protocol.stability,
-             protocol.teacher_premise, protocol.curves_of, regime.drift, regime.budget_stable, regime.plateau,
-             regime.converged, regime.late_curve)
+RULE_CODE = (verdict_for, reading, premise, contrasts_at, *protocol.RULE_CODE)
 
 # ------------------------------------------------------------------------------------------ the grid
 PROFILES = kdas_common.profiles(period=1, direction="paper")  # re-rank every epoch on CPU (1,200 images)

@@ -130,3 +130,9 @@ def contrast_panel(ax, contrasts: dict, margin: float, wrap: bool = False):
     ax.axvline(-margin, color="k", linestyle=":", linewidth=1, label=f"-{margin:g} pp margin")
     ax.set(xlabel="a - b, pp (paired 95% CI over seeds)", title="the verdict's contrasts at both budgets")
     ax.legend(fontsize=8)
+
+
+# What a v3 rule built on this module rests on besides its own functions: a finding's RULE_CODE is
+# (verdict_for, reading, premise, contrasts_at, *protocol.RULE_CODE), whose sources its rule id hashes.
+RULE_CODE = (verdict, stability, teacher_premise, curves_of, regime.drift, regime.budget_stable, regime.plateau,
+             regime.converged, regime.late_curve)

@@ -57,13 +57,16 @@ def finding(name: str, profile: str, results: Path = RESULTS) -> dict | None:
         state = (f"premise {'met' if '**no**' not in premise else 'not met'}; budget arm "
                  f"{'stable' if regime and '**no**' not in regime else 'not stable'}")
     title = (text or next(iter(sorted(folder.glob("table_*.md")))).read_text()).splitlines()[0].lstrip("# ")
+    rule = (re.search(r"Rule `(\w+)`", text) or [None, ""])[1]
+    judged = runs[runs.rule_id == rule] if rule and "rule_id" in runs else runs.iloc[:0]  # the verdict's rows
     return {"name": name, "title": title.strip(), "text": text,
             "verdict": verdict_of(table) if text else "pending",
-            "rule": (re.search(r"Rule `(\w+)`", text) or [None, ""])[1],
+            "rule": rule,
             "regime": state,
             "earlier": earlier, "runs": len(runs),
             "hours": runs["wall_s"].sum() / 3600 if "wall_s" in runs else float("nan"),
-            "devices": sorted(runs["device"].dropna().unique()) if "device" in runs else []}
+            "devices": sorted(runs["device"].dropna().unique()) if "device" in runs else [],
+            "judged_devices": judged["device"].dropna() if "device" in judged else []}
 
 
 def render(profile: str, names, results: Path = RESULTS) -> str:
@@ -135,10 +138,8 @@ def readme_table(results: Path = RESULTS) -> str:
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     replicas = records.read_rows(results / "replications.csv", required=("finding", "profile", "replicated"))
     for name, (paper, claim) in PAPERS.items():
-        f = finding(name, "cpu", results) or {"verdict": "pending", "rule": "", "regime": "", "earlier": {}, "text": ""}
-        folder = results / name / "cpu"
-        rows = records.read_rows(folder / "runs.csv") if (folder / "runs.csv").exists() else pd.DataFrame()
-        judged = rows[rows.rule_id == f["rule"]] if f["rule"] and "rule_id" in rows else rows.iloc[:0]
+        f = finding(name, "cpu", results) or {"verdict": "pending", "rule": "", "regime": "", "earlier": {}, "text": "",
+                                              "judged_devices": []}
         protocol = "v3" if getattr(module_of(name), "RULE_CODE", ()) else "v2" if f["rule"] else "v1"
         earlier = "; ".join(f"[{k}](results/{name}/cpu/table_{k}.md): {v}" for k, v in reversed(f["earlier"].items()))
         state = f["regime"] if protocol == "v3" or f["regime"] in ("", "not checked (v1)") else f"regime {f['regime']}"
@@ -147,7 +148,7 @@ def readme_table(results: Path = RESULTS) -> str:
         replicated = cpu_kinds(d for ds in done.get("replica_devices", []) for d in ds.split("; "))
         lines.append(f"| {paper} | {claim} | `bash experiments/{name}.sh` | {f['verdict']} | "
                      f"{comparisons_of(f['text'])} | {state} | "
-                     f"{cpu_kinds(judged.device.dropna()) if 'device' in judged else ''} | {replicated} | {protocol} | "
+                     f"{cpu_kinds(f['judged_devices'])} | {replicated} | {protocol} | "
                      f"{earlier} |")
     return "\n".join(lines)
 

@@ -11,6 +11,7 @@ from experiments import kdas_finding2 as f2
 from experiments import kdas_finding3 as f3
 from experiments import kdas_finding4 as f4
 from experiments import kdas_method as km
+from experiments import protocol
 from tests.made_up import NOISE, OFFSET
 
 
@@ -86,6 +87,27 @@ def f3_verdict(rows, slopes=None):
     return f3.verdict_for(rows, f3_curves(rows, slopes), CRITERION)[0]
 
 
+def budget_rows(holding, x1, x2, seeds, noise, first_seed, fields):
+    """Both budgets' runs of the conditions in `holding` (shared offsets per seed, a little noise growing with
+    the seed); x1 / x2 change the holding means of one budget; fields(condition, budget): a row's own columns."""
+    rows = []
+    for budget, change in ((1, x1), (2, x2)):
+        for i, (c, m) in enumerate({**holding, **(change or {})}.items()):
+            rows += [{"condition": protocol.label(c, budget), "seed": first_seed + s, "recipe.epochs": 144 * budget,
+                      "final_test_top1": m + OFFSET[s % 5] + noise[(s + i) % 5] * (1 + s // 5),
+                      **fields(c, budget)} for s in range(seeds)]
+    return pd.DataFrame(rows)
+
+
+def write_histories(rows, out, **columns):
+    """Each run's history: its late-phase curve (f3_curves) as test top-1 per epoch, and `columns` taken from
+    its row."""
+    for r, curve in zip(rows.itertuples(), f3_curves(rows).values()):
+        out.history(r.run_id).parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"epoch": np.round(curve.index * 144).astype(int), "test_top1": curve.to_numpy(),
+                      **{k: getattr(r, k) for k in columns}}).to_csv(out.history(r.run_id), index=False)
+
+
 def test_kdas_f3_reproduced_when_both_budgets_hold():
     assert f3_verdict(f3_rows()) == "reproduced"
 
@@ -143,10 +165,7 @@ def test_kdas_f3_report_shows_premise_budget_arm_and_figure(tmp_path):
     rows = f3_rows().assign(kl_tg_min=1e-6, kl_tg_max=5.0, train_size=600, samples=172800)
     rows["run_id"] = [f"r{i}" for i in range(len(rows))]
     out = f3.Outputs(tmp_path, tmp_path / "f.png")
-    for r, curve in zip(rows.itertuples(), f3_curves(rows).values()):
-        out.history(r.run_id).parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"epoch": np.round(curve.index * 144).astype(int), "test_top1": curve.to_numpy()}).to_csv(
-            out.history(r.run_id), index=False)
+    write_histories(rows, out)
     pd.DataFrame({"kl_tg": np.logspace(-6, 1, 50)}).to_csv(f3.ranking_file(out, "t->s"), index=False)
     assert f3.report(rows, {"regime": CRITERION, "kl_direction": "paper"}, out) == "reproduced"
     table = out.table.read_text()
@@ -197,14 +216,9 @@ F2_HOLDING = {f2.FIXED: 80.0, f2.DECREASING: 81.0, f2.RELEASE: 80.5, f2.INCREASI
 def f2_rows(x1=None, x2=None, seeds=10, noise=NOISE, samples=None, teacher=None):
     """Both budgets' runs of the four schedules (shared offsets per seed, a little noise); x1 / x2 change the
     holding means of one budget; `samples`: a schedule's samples processed, relative to fixed 50%."""
-    rows = []
-    for budget, change in ((1, x1), (2, x2)):
-        for i, (c, m) in enumerate({**F2_HOLDING, **(change or {})}.items()):
-            rows += [{"condition": f2.label(c, budget), "seed": 110 + s, "recipe.epochs": 144 * budget,
-                      "final_test_top1": m + OFFSET[s % 5] + noise[(s + i) % 5] * (1 + s // 5),
-                      "samples": 86400 * budget * (samples or {}).get(c, 1.0), "teacher_train_top1": 99.0,
-                      "teacher_test_top1": 90.0, **PLATEAU, **(teacher or {})} for s in range(seeds)]
-    return pd.DataFrame(rows)
+    return budget_rows(F2_HOLDING, x1, x2, seeds, noise, 110, lambda c, budget: {
+        "samples": 86400 * budget * (samples or {}).get(c, 1.0), "teacher_train_top1": 99.0,
+        "teacher_test_top1": 90.0, **PLATEAU, **(teacher or {})})
 
 
 def f2_verdict(rows, slopes=None):
@@ -256,10 +270,7 @@ def test_kdas_f2_report_shows_premise_budget_arm_and_figure(tmp_path):
     rows = f2_rows()
     rows["run_id"] = [f"r{i}" for i in range(len(rows))]
     out = f2.Outputs(tmp_path, tmp_path / "f.png")
-    for r, curve in zip(rows.itertuples(), f3_curves(rows).values()):
-        out.history(r.run_id).parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"epoch": np.round(curve.index * 144).astype(int), "test_top1": curve.to_numpy()}).to_csv(
-            out.history(r.run_id), index=False)
+    write_histories(rows, out)
     p = {"regime": CRITERION, "period": 1, "direction": "paper", "recipe": f2.PROFILES["cpu"]["recipe"]}
     assert f2.report(rows, p, out) == "reproduced"
     table = out.table.read_text()
@@ -281,15 +292,9 @@ F4_HOLDING = {"kd": 80.0, f4.PAPER_CONDITION: 81.0, f4.RELEASE_CONDITION: 80.5}
 def f4_rows(x1=None, x2=None, seeds=10, noise=NOISE, weight=0.8, teacher=None):
     """Both budgets' runs of plain KD and the two penalties (shared offsets per seed, a little noise); x1 / x2
     change the holding means of one budget; `weight`: the penalty runs' mean KD weight in their last epoch."""
-    rows = []
-    for budget, change in ((1, x1), (2, x2)):
-        for i, (c, m) in enumerate({**F4_HOLDING, **(change or {})}.items()):
-            rows += [{"condition": f4.label(c, budget), "seed": 100 + s, "recipe.epochs": 144 * budget,
-                      "final_test_top1": m + OFFSET[s % 5] + noise[(s + i) % 5] * (1 + s // 5),
-                      "kd_weight_mean": weight if c != "kd" else np.nan, "kd_weight_below_1": 0.4,
-                      "kd_weight_at_floor": 0.3, "teacher_train_top1": 99.0, "teacher_test_top1": 90.0, **PLATEAU,
-                      **(teacher or {})} for s in range(seeds)]
-    return pd.DataFrame(rows)
+    return budget_rows(F4_HOLDING, x1, x2, seeds, noise, 100, lambda c, budget: {
+        "kd_weight_mean": weight if c != "kd" else np.nan, "kd_weight_below_1": 0.4, "kd_weight_at_floor": 0.3,
+        "teacher_train_top1": 99.0, "teacher_test_top1": 90.0, **PLATEAU, **(teacher or {})})
 
 
 def f4_verdict(rows, slopes=None):
@@ -340,10 +345,7 @@ def test_kdas_f4_report_shows_premise_budget_arm_and_figure(tmp_path):
     rows = f4_rows().assign(samples=172800)
     rows["run_id"] = [f"r{i}" for i in range(len(rows))]
     out = f4.Outputs(tmp_path, tmp_path / "f.png")
-    for r, curve in zip(rows.itertuples(), f3_curves(rows).values()):
-        out.history(r.run_id).parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"epoch": np.round(curve.index * 144).astype(int), "test_top1": curve.to_numpy(),
-                      "kd_weight_mean": r.kd_weight_mean}).to_csv(out.history(r.run_id), index=False)
+    write_histories(rows, out, kd_weight_mean=True)
     p = {"regime": CRITERION, "band": (0.2, 0.8), "lam": 1000.0, "direction": "paper"}
     assert f4.report(rows, p, out) == "reproduced"
     table = out.table.read_text()
