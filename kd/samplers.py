@@ -134,7 +134,7 @@ class KDAS(Shuffle):
         self.excluded = excluded or (lambda epoch: 0.0)
         self.random, self.balanced, self.selected, self._scoring = random, balanced, None, False
         self._kept, self._kept_labels, self._teacher_clean = [], [], None
-        self._selected_labels, self._num_classes = None, 0
+        self._selected_labels, self._num_classes, self._kl_ts = None, 0, None
 
     def _keep_count(self, n: int, epoch: int) -> int:
         return max(1, round(self.ratio(epoch) * n))
@@ -152,26 +152,25 @@ class KDAS(Shuffle):
         return self.shuffled(self.selected, epoch)
 
     def _rank(self, epoch: int, probe) -> Tensor:
-        """The pool's top K(t) by KL_TS (after the skipped outliers), or a random K(t); per class if balanced."""
-        k = self._keep_count(len(self.pool), epoch)
+        """The pool's top K(t) by KL_TS (after the skipped outliers), or a random K(t); per class if balanced.
+        A random selection is scored too, so that every selection's mean KL_TS (and the pool's) is recorded:
+        what KDAS Finding 1's premise compares."""
+        if self._teacher_clean is None:
+            self._teacher_clean = probe.teacher_clean(self.pool)
+        score = kl_ts(probe.student(self.pool), self._teacher_clean, self.direction).cpu()
         if self.random:
             order = torch.randperm(len(self.pool), generator=generator(self.seed, epoch, 4))
-            if not self.balanced:
-                return self.pool[order[:k]]
         else:
-            if self._teacher_clean is None:
-                self._teacher_clean = probe.teacher_clean(self.pool)
-            score = kl_ts(probe.student(self.pool), self._teacher_clean, self.direction)
-            order = score.cpu().argsort(descending=True, stable=True)
-            skip = math.ceil(len(order) * self.excluded(epoch))
-            if not self.balanced:
-                return self.pool[order[skip:skip + k]]
-        keep, labels = [], probe.labels(self.pool)
-        for c in labels.unique():  # the same selection within each class: its own top (or random) K(t)
-            ranked = order[labels[order] == c]
-            skip = 0 if self.random else math.ceil(len(ranked) * self.excluded(epoch))
-            keep.append(ranked[skip:skip + self._keep_count(len(ranked), epoch)])
-        return self.pool[torch.cat(keep)]
+            order = score.argsort(descending=True, stable=True)
+        skip = lambda n: 0 if self.random else math.ceil(n * self.excluded(epoch))  # noqa: E731
+        if self.balanced:  # the same selection within each class: its own top (or random) K(t)
+            labels = probe.labels(self.pool)
+            ranked = [order[labels[order] == c] for c in labels.unique()]
+            keep = torch.cat([r[skip(len(r)):skip(len(r)) + self._keep_count(len(r), epoch)] for r in ranked])
+        else:
+            keep = order[skip(len(order)):skip(len(order)) + self._keep_count(len(self.pool), epoch)]
+        self._kl_ts = (score[keep].mean().item(), score.mean().item())
+        return self.pool[keep]
 
     @torch.no_grad()
     def select(self, epoch: int, batch: Batch, teacher_logits, model):
@@ -195,7 +194,8 @@ class KDAS(Shuffle):
         view = batch.view[keep] if batch.view is not None else None
         return Batch(batch.x[keep], batch.y[keep], batch.idx[keep], view), teacher_logits[keep]
 
-    STATE = ("selected", "_kept", "_kept_labels", "_teacher_clean", "_selected_labels", "_num_classes", "_scoring")
+    STATE = ("selected", "_kept", "_kept_labels", "_teacher_clean", "_selected_labels", "_num_classes", "_scoring",
+             "_kl_ts")
 
     def state_dict(self) -> dict:
         """The current selection and what it was made from: a resumed run re-ranks only when a fresh run would."""
@@ -203,14 +203,16 @@ class KDAS(Shuffle):
 
     def load_state_dict(self, state: dict):
         for k in self.STATE:
-            setattr(self, k, state[k])
+            setattr(self, k, state.get(k, getattr(self, k)))  # a state saved before a field existed keeps its default
 
     def facts(self) -> dict:
-        """The current selection's size and class mix (counts per class, space-separated), once there is one."""
+        """The current selection's size and class mix (counts per class, space-separated), once there is one;
+        of a whole-pool ranking also its mean KL_TS and the pool's, when it was made."""
         if self._selected_labels is None:
             return {}
         counts = torch.bincount(self._selected_labels, minlength=self._num_classes)
-        return {"selected": len(self.selected), "selected_per_class": " ".join(map(str, counts.tolist()))}
+        kl = dict(zip(("selected_kl_ts", "pool_kl_ts"), self._kl_ts)) if self._kl_ts is not None else {}
+        return {"selected": len(self.selected), "selected_per_class": " ".join(map(str, counts.tolist())), **kl}
 
 
 def make_kdas(pool: Tensor, batch_size: int, seed: int, epochs: int, ratio: str = "linear", start: float = 0.6,

@@ -63,13 +63,28 @@ def test_balanced_selection_keeps_the_top_k_of_every_class_and_records_the_class
     probe = Probe(torch.arange(50.0) / 10)  # KL_TS grows with the index: the global top 20% is 40..49
     plain = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.2, end=0.2)
     assert selected(plain, 1, probe) == set(range(40, 50))
-    assert plain.facts() == {"selected": 10, "selected_per_class": "2 2 2 2 2"}  # labels are index % 5
+    facts = plain.facts()
+    assert {k: facts[k] for k in ("selected", "selected_per_class")} == {"selected": 10, "selected_per_class": "2 2 2 2 2"}
     skewed = Probe(torch.where(torch.arange(50) % C == 0, 10.0, 0.0) + torch.arange(50.0) / 100)
     assert {i % C for i in selected(plain, 2, skewed)} == {0}  # class 0 alone is the top 20%...
     assert plain.facts()["selected_per_class"] == "10 0 0 0 0"
     balanced = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.2, end=0.2, balanced=True)
     assert selected(balanced, 1, skewed) == set(range(40, 50))  # ...balanced keeps each class's top 20%
     assert balanced.facts()["selected_per_class"] == "2 2 2 2 2"
+
+
+def test_every_selection_records_its_mean_kl_ts_and_the_pools_random_ones_too():
+    """KDAS Finding 1's premise: a top-k selection holds more KL_TS than the pool, a random one about as much."""
+    pool, probe = torch.arange(50), Probe(torch.arange(50.0) / 10)
+    score = kl_ts(probe.s, torch.zeros(50, C))
+    top = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.2, end=0.2)
+    assert selected(top, 1, probe) == set(range(40, 50))
+    assert top.facts()["selected_kl_ts"] == pytest.approx(score[40:].mean().item())
+    assert top.facts()["pool_kl_ts"] == pytest.approx(score.mean().item())
+    random = make_kdas(pool, 4, seed=0, epochs=10, ratio="constant", start=0.2, end=0.2, random=True)
+    kept = sorted(selected(random, 1, probe))
+    assert random.facts()["selected_kl_ts"] == pytest.approx(score[kept].mean().item())
+    assert random.facts()["selected_kl_ts"] < top.facts()["selected_kl_ts"]
 
 
 def test_the_teachers_clean_logits_are_computed_once_per_run():
