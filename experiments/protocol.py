@@ -83,6 +83,23 @@ def verdict(readings: tuple, rests_on: tuple, stable: dict, premise: list, under
     return VERDICTS[first], decisive
 
 
+def judge(rows: pd.DataFrame, curves: dict, contrasts_at, reading, pairs: dict, premise: list, powered: dict
+          ) -> tuple[str, dict]:
+    """A v3 rule from its parts: `contrasts_at(rows, budget)` (its Holm family at one budget), `reading` (one
+    budget's holds / contradicted / open and the contrasts it rests on), `pairs` (contrast -> (a, b), for the
+    budget arm's drift), the premise's lines, and `powered` (contrast -> the effect it must detect: both
+    readings open with an MDE above it at either budget is 'underpowered'). Returns the verdict and its facts.
+    KDAS Findings 1, 2 and 4 keep their own copies of this body (hashed into their rules) until their next
+    rule change."""
+    at = {b: contrasts_at(rows, b) for b in BUDGETS}
+    readings, rests_on = zip(*(reading(at[b]) for b in BUDGETS))
+    drifts, stable = stability(at[BUDGETS[-1]], pairs, curves)
+    facts = {"contrasts": at, "readings": readings, "drifts": drifts, "stable": stable, "premise": premise}
+    underpowered = any(not at[b][k].mde <= effect for b in BUDGETS for k, effect in powered.items())
+    outcome, facts["decisive"] = verdict(readings, rests_on, stable, premise, underpowered)
+    return outcome, facts
+
+
 def premise_block(premise: list) -> str:
     return "\n".join(["| premise | value | criterion | met |", "| --- | --- | --- | --- |"] + [
         f"| {what} | {value} | {bound} | {'' if not bound else 'yes' if met else '**no**'} |"

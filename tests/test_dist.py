@@ -1,27 +1,22 @@
 """DIST's stronger-teacher script passes its smoke profile with its diagnostics; pretrained teachers fail
-clearly where their weights cannot be had; its grid, and its verdict rule on made-up rows (tests/made_up.py)."""
-import pandas as pd
+clearly where their weights cannot be had; its grid, and its v3 rule on made-up rows (tests/made_up.py)."""
 import pytest
 import timm
 
 from experiments import dist_stronger_teacher as dist
-from experiments import kdas_common
-from experiments import kdas_finding3 as f3
 from kd.errors import KDError
 from kd.teachers import pretrained_teacher
-from tests.made_up import NOISE, OFFSET
+from tests.made_up import NOISE
+from tests.test_kdas import CRITERION, PLATEAU, budget_rows, f3_curves, write_histories
 
 
 def test_dist_smoke_records_the_discrepancy_of_every_distilled_student(smoke):
     rows = smoke("dist_stronger_teacher")
-    distilled = rows[rows.method != "scratch"]
-    assert set(rows.method) == {"scratch", "KD", "DIST", "DKD"}
-    assert distilled.final_test_kl_teacher_student.notna().all()
-    assert distilled.final_test_pearson_inter.between(-1, 1).all()
-    assert distilled.final_test_pearson_intra.between(-1, 1).all()
-    assert rows[rows.method == "scratch"].teacher_forwards.eq(0).all()
-    smoothed = rows[rows.student_recipe == "strong"]
-    assert len(smoothed) == 3 and smoothed.teacher_label.isin(["none", "resnet8 LS"]).all()
+    assert set(rows.method) == {"KD", "DIST"} and set(rows["recipe.epochs"]) == {2, 4}
+    assert rows.final_test_kl_teacher_student.notna().all()
+    assert rows.final_test_pearson_inter.between(-1, 1).all() and rows.final_test_pearson_intra.between(-1, 1).all()
+    rungs = rows.groupby("teacher_label").teacher_sha256.nunique()  # one teacher per rung, its weights in the rows
+    assert set(rungs.index) == {"resnet8 x0.5", "resnet14"} and (rungs == 1).all()
 
 
 def test_a_pretrained_teacher_needs_imagenet_classes(fmnist):
@@ -50,68 +45,91 @@ def test_a_pretrained_teacher_without_its_weights_is_one_clear_error(monkeypatch
     assert "\n" not in str(err.value) and "deserializing header" in str(err.value)
 
 
-# ------------------------------------------------------------------------------------------ DIST: the verdict rule on made-up rows
-LADDER = ["t8", "t14", "t20", "t32"]
+# ------------------------------------------------------------------------------------------ DIST: the v3 rule on made-up rows
+HOLDING = {dist.WEAK_KD: 80.0, dist.STRONG_KD: 80.1, dist.STRONG_DIST: 81.5}
+TEACHERS = {"weakest": ("t8", 83.74), "strongest": ("t32", 84.89)}
 
 
-def dist_rows(kd=(80.0, 80.5, 81.0, 81.0), dist_=(80.5, 81.3, 82.0, 82.5), scratch_s=80.0, kd_s=80.0,
-              dist_s=81.5, seeds=5, noise=NOISE, drop=()):
-    """A ladder's KD and DIST students, and the strong student recipe's scratch / KD / DIST, per seed."""
-    offset = OFFSET[:seeds]
-    means = {**{f"{t}: KD": m for t, m in zip(LADDER, kd)}, **{f"{t}: DIST": m for t, m in zip(LADDER, dist_)},
-             "scratch | strong student": scratch_s, "tLS: KD | strong student": kd_s,
-             "tLS: DIST | strong student": dist_s}
-    return pd.DataFrame([{"condition": c, "seed": s, "final_test_top1": m + offset[s] + noise[(s + i) % 5]}
-                         for i, (c, m) in enumerate(means.items()) if c not in drop for s in range(seeds)])
+def dist_rows(x1=None, x2=None, seeds=8, noise=NOISE, teachers=None, plateau=None):
+    """Both budgets' runs of the three arms (shared offsets per seed, a little noise); x1 / x2 change the
+    holding means of one budget; `teachers`: rung -> (label, test top-1)."""
+    teachers = {**TEACHERS, **(teachers or {})}
+
+    def fields(condition, budget):
+        rung, method = dist.CONDITIONS[condition]
+        name, top1 = teachers[rung]
+        return {"teacher_label": name, "method": method, "teacher_test_top1": top1, "teacher_train_top1": 99.0, **PLATEAU,
+                **(plateau or {})}
+    return budget_rows(HOLDING, x1, x2, seeds, noise, 130, fields)
 
 
-def dist_verdict(rows):
-    return dist.verdict_for(rows, LADDER, "tLS")[0]
+def dist_verdict(rows, slopes=None):
+    return dist.verdict_for(rows, f3_curves(rows, slopes), CRITERION)[0]
 
 
-def test_dist_reproduced():
-    assert dist_verdict(dist_rows(noise=NOISE / 4)) == "reproduced"  # n = 5 needs little noise for 4 claims
+def test_dist_reproduced_when_both_budgets_hold():
+    assert dist_verdict(dist_rows()) == "reproduced"
 
 
-@pytest.mark.parametrize("change", [
-    dict(kd=(80.0, 80.5, 81.0, 83.0)),            # KD keeps rising to the strongest teacher
-    dict(dist_=(82.5, 82.0, 81.5, 80.0)),         # DIST - KD shrinks as the teacher gets stronger
-    dict(kd_s=82.0),                              # KD above its baseline under the strong student recipe
-    dict(dist_s=78.0),                            # DIST below it
-])
-def test_dist_not_reproduced(change):
-    assert dist_verdict(dist_rows(**change)) == "not reproduced"
+@pytest.mark.parametrize("change", [{dist.STRONG_KD: 81.5},  # KD gains from the stronger teacher
+                                    {dist.STRONG_DIST: 79.0}])  # DIST below KD from the strongest teacher
+def test_dist_not_reproduced_when_both_budgets_contradict(change):
+    verdict, facts = dist.verdict_for(dist_rows(change, change), f3_curves(dist_rows(change, change)), CRITERION)
+    assert verdict == "not reproduced" and facts["decisive"]
 
 
-@pytest.mark.parametrize("change", [
-    dict(noise=6 * NOISE),                        # too noisy to show anything
-    dict(dist_s=80.1),                            # DIST ties the strong scratch student
-    dict(seeds=1),                                # one seed: no noise estimate
-    dict(drop=("tLS: DIST | strong student",)),   # a missing condition
-])
-def test_dist_inconclusive(change):
-    assert dist_verdict(dist_rows(**change)) == "inconclusive"
+def test_dist_budget_dependent_when_the_budgets_disagree_or_drift():
+    assert dist_verdict(dist_rows(None, {dist.STRONG_KD: 81.5})) == "budget-dependent at this scale"
+    rows = dist_rows()
+    # DIST's lead falling by 5 pp per schedule at x2: another 40% would take it below KD
+    verdict, facts = dist.verdict_for(rows, f3_curves(rows, {dist.label(dist.STRONG_DIST, 2): -5.0}), CRITERION)
+    assert verdict == "budget-dependent at this scale" and not facts["stable"][dist.DIST_VS_KD]
 
 
-def test_dist_the_ladder_is_ordered_by_measured_teacher_accuracy():
-    rows = pd.DataFrame({"teacher_label": ["b", "a", "c", "LS"], "teacher_test_top1": [85.0, 86.0, 84.0, 90.0]})
-    p = {"ladder": [{"label": x} for x in ("a", "b", "c")]}
-    assert dist.ladder_order(rows, p) == ["c", "b", "a"]
+@pytest.mark.parametrize("change", [dict(teachers={"strongest": ("t32", 84.43)}),  # a 0.69 pp step: below 0.94
+                                    dict(plateau={"teacher_plateau_high": 2.0})])  # a teacher still gains
+def test_dist_premise_not_met_is_its_own_verdict(change):
+    assert dist_verdict(dist_rows(**change)) == "premise not met at this scale"
+    assert dist_verdict(dist_rows({dist.STRONG_KD: 81.5}, {dist.STRONG_KD: 81.5}, **change)) == \
+        "premise not met at this scale"
 
 
-def test_dist_grid_shares_the_f3_teacher_and_smooths_only_the_strong_student():
-    p = dist.PROFILES["cpu"]
-    configs = dist.grid(p, 1)
+def test_dist_pretrained_teachers_are_taken_as_converged():
+    rows = dist_rows(plateau={"teacher_plateau_high": float("nan")}).assign(**{"teacher.pretrained": True})
+    verdict, facts = dist.verdict_for(rows, f3_curves(rows), CRITERION)
+    assert verdict == "reproduced" and len(facts["premise"]) == 3
+
+
+def test_dist_open_readings_are_underpowered_or_inconclusive():
+    assert dist_verdict(dist_rows(noise=6 * NOISE)) == "underpowered at this scale"
+    small = {dist.STRONG_DIST: 80.2}  # KD flat, DIST +0.1 over it: open, and powered for the paper's 1.09 pp
+    assert dist_verdict(dist_rows(small, small, noise=NOISE / 2)) == "inconclusive"
+
+
+def test_dist_holm_counts_the_two_forms_once_and_one_seed_decides_nothing():
+    c = dist.contrasts_at(dist_rows(), 1)
+    assert {k: v.outcome for k, v in c.items()} == {dist.KD_NOT_BETTER: "not worse", dist.KD_GAINS: "within noise",
+                                                    dist.DIST_VS_KD: "better"}
+    assert dist_verdict(dist_rows(seeds=1)) == "underpowered at this scale"
+
+
+def test_dist_report_shows_premise_budget_arm_and_figure(tmp_path):
+    rows = dist_rows().assign(samples=172800)
+    rows["run_id"] = [f"r{i}" for i in range(len(rows))]
+    out = dist.Outputs(tmp_path, tmp_path / "f.png")
+    write_histories(rows, out)
+    assert dist.report(rows, {"regime": CRITERION}, out) == "reproduced"
+    table = out.table.read_text()
+    premise, budget_arm = table.split("**Regime** (v3, the budget arm")
+    assert "**Premise**" in premise and "| **no** |" not in premise and "| better | better |" in budget_arm
+    assert "+1.15 pp (83.74 -> 84.89)" in table and (tmp_path / "f.png").is_file()
+
+
+def test_dist_grid_pins_each_rungs_published_teacher_at_both_budgets():
+    configs = dist.grid(dist.PROFILES["cpu"], 1)
     by = {c["condition"]: c for c in configs}
-    assert len(configs) == 2 + 3 * len(p["ladder"]) + 2 * len(dist.STRONG_METHODS)
-    f3_teacher = f3.grid(f3.PROFILES["cpu"], 1)[0]["teacher"]
-    assert f3_teacher.pop("weights") == kdas_common.PUBLISHED_TEACHER_CPU  # v3: F3 pins the published weights
-    assert by["resnet20: KD"]["teacher"] == f3_teacher  # one cached teacher for both findings
-    assert by["resnet20 LS: KD"]["teacher"]["label_smoothing"] == 0.1
-    assert by["resnet20 LS: KD | strong student"]["loss_options"]["label_smoothing"] == 0.1
-    assert "label_smoothing" not in by["resnet20 LS: KD"]["loss_options"]
-    assert by["scratch"]["teacher"] is None and by["scratch | strong student"]["loss_options"] == {
-        "label_smoothing": 0.1}
-    assert by["resnet32: DKD"]["loss_options"]["warmup"] == 12  # 20 of 240 epochs, scaled to 144
-    top = by["resnet20, 6,000 images: KD"]["teacher"]  # the learning-curve teacher, from the cache
-    assert top["pool_fraction"] == 0.1 and top["recipe"]["epochs"] == 60 and "pool_fraction" not in f3_teacher
+    assert len(configs) == 6 and {c["recipe"]["epochs"] for c in configs} == {144, 288}
+    weak, strong = by[dist.WEAK_KD]["teacher"], by[dist.STRONG_KD]["teacher"]
+    assert (weak["model"], strong["model"]) == ("resnet8", "resnet32") and weak["recipe"] == strong["recipe"]
+    assert weak["weights"] != strong["weights"] and by[dist.STRONG_DIST]["teacher"] == strong
+    assert by[dist.STRONG_DIST]["loss"] == "dist" and by[dist.label(dist.WEAK_KD, 2)]["teacher"] == weak
