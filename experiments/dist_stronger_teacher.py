@@ -94,18 +94,12 @@ def rung_rows(rows: pd.DataFrame, rung: str) -> pd.DataFrame:
 
 def premise(rows: pd.DataFrame, criterion: dict) -> list[tuple[str, str, str, bool]]:
     """(what, value, criterion, met): the strongest teacher is more accurate than the weakest by at least
-    the paper's smallest step, and each fits its pool and has converged (experiments.protocol.teacher_premise;
+    the paper's smallest step, and each fits its pool and has converged (experiments.protocol.teachers_premise;
     timm's pretrained weights are taken as converged)."""
-    lines, top1 = [], {}
-    for rung in ("weakest", "strongest"):
-        r = rung_rows(rows, rung)
-        name, top1[rung] = r.teacher_label.iloc[0], r.teacher_test_top1.iloc[0]
-        if r.get("teacher.pretrained", pd.Series([False])).fillna(False).astype(bool).iloc[0]:
-            lines.append((f"{rung} teacher ({name}): timm's pretrained weights", "trained by their publisher; "
-                          "not checked here", "", True))
-        else:
-            lines += [(f"{rung} teacher ({name}): {what}", value, bound, met)
-                      for what, value, bound, met in protocol.teacher_premise(r, criterion, RULE["lr_below"])]
+    parts = {rung: rung_rows(rows, rung) for rung in ("weakest", "strongest")}
+    top1 = {rung: r.teacher_test_top1.iloc[0] for rung, r in parts.items()}
+    lines = protocol.teachers_premise({f"{rung} teacher ({r.teacher_label.iloc[0]})": r for rung, r in parts.items()},
+                                      criterion, RULE["lr_below"])
     step = top1["strongest"] - top1["weakest"]
     return [("strongest minus weakest teacher test top-1 (one factor changed: depth)",
              f"{step:+.2f} pp ({top1['weakest']:.2f} -> {top1['strongest']:.2f})",
@@ -135,7 +129,8 @@ def verdict_for(rows: pd.DataFrame, curves: dict, criterion: dict) -> tuple[str,
     return protocol.judge(rows, curves, contrasts_at, reading, PAIRS, premise(rows, criterion), POWERED)
 
 
-RULE_CODE = (verdict_for, reading, premise, rung_rows, contrasts_at, protocol.judge, *protocol.RULE_CODE)
+RULE_CODE = (verdict_for, reading, premise, rung_rows, contrasts_at, protocol.judge, protocol.teachers_premise,
+             *protocol.RULE_CODE)
 
 # ------------------------------------------------------------------------------------------ the grid
 # The official CIFAR-100 settings: KD T=4, CE 0.1 : KD 0.9; DIST tau=4, CE 1 : DIST 1 with beta=gamma=2. On

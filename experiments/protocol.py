@@ -65,6 +65,19 @@ def teacher_premise(rows: pd.DataFrame, criterion: dict, lr_below: float) -> lis
              regime.converged(slope, criterion["max_gain"]))]
 
 
+def teachers_premise(parts: dict, criterion: dict, lr_below: float) -> list[tuple[str, str, str, bool]]:
+    """teacher_premise of each teacher (`parts`: its name -> the rows distilled from it), each line named by
+    it; timm's pretrained weights (the paper scale's ImageNet teachers) are taken as converged."""
+    lines = []
+    for name, r in parts.items():
+        if r.get("teacher.pretrained", pd.Series([False])).fillna(False).astype(bool).iloc[0]:
+            lines.append((f"{name}: timm's pretrained weights", "trained by their publisher; not checked here", "", True))
+        else:
+            lines += [(f"{name}: {what}", value, bound, met)
+                      for what, value, bound, met in teacher_premise(r, criterion, lr_below)]
+    return lines
+
+
 def verdict(readings: tuple, rests_on: tuple, stable: dict, premise: list, underpowered: bool = False
             ) -> tuple[str, list[str]]:
     """The v3 verdict and the contrasts that decide it. premise not met at this scale, if a premise check
