@@ -53,9 +53,12 @@ PAPER_SCRATCH = 69.76
 # Protocol v3 (issue 33). v2 (rule fa685759, table_v2_fa685759.md) judged six contrasts at one budget behind a
 # regime gate, on a ladder whose top rung was stronger by data (a resnet20 trained on 6,000 images) rather than
 # by depth, and whose teachers were other trainings than the published ones. v3's ladder changes one factor,
-# depth, between two published teachers (resnet8 83.74% and resnet32 84.89%, trained on an AMD EPYC without
-# AVX-512), and judges the claim at its ends: the paper's KD is flat across each of its rungs, the smallest
-# step 0.94 pp (ResNet-101 -> 152), so a step at least that large is one the claim speaks to (the premise).
+# depth, between a resnet8 and a resnet32 teacher, and judges the claim at its ends: the paper's KD is flat
+# across each of its rungs, the smallest step 0.94 pp (ResNet-101 -> 152), so a step at least that large is
+# one the claim speaks to (the premise). The published resnet8 / resnet32 (evaluated every 5 epochs) cannot
+# show a plateau: 5 evaluations once annealed give the slope 3 degrees of freedom, so resnet32's flat
+# 84.88-85.02% reads +0.37 pp over another stretch (criterion < 0.3). Both are trained again with an
+# evaluation every epoch over the late phase (the same recipe otherwise), and published with their hashes.
 # v2's paired spread asks 8 seeds (0.5 pp for KD's gain, DIST's +1.09 pp over KD on CIFAR resnet56->resnet20);
 # scratch, resnet8's DIST, the middle rung, the data, label-smoothing and DKD rungs (none judged) are dropped
 # to fit the 75-minute target (with scratch and resnet8's DIST: 98 min at --jobs 2, docs/v3_designs.md).
@@ -153,15 +156,12 @@ PROFILES = {
                   teacher_recipe=Recipe(epochs=2, batch_size=64, lr=0.05),
                   recipe=Recipe(epochs=2, batch_size=64, lr=0.05, late_eval_every=1), regime=SMOKE_REGIME),
     # 1,200 Fashion-MNIST images, the converged regime of the KDAS findings (figures/learning_curves_cpu.png):
-    # published teachers of 120 epochs (results/teachers, their SHA-256 pinned), students of 144, fresh seeds
-    # 130-137 (v2 ran 0-4).
+    # teachers of 120 epochs evaluated every epoch over their late phase (published in results/teachers),
+    # students of 144, fresh seeds 130-137 (v2 ran 0-4).
     "cpu": dict(dataset="fashion_mnist", pool_fraction=0.02, seeds=8, first_seed=130, student="resnet8",
                 student_width=0.5,
-                ladder={"weakest": teacher("resnet8", "resnet8", teacher_weights=(
-                            "c6f6c0435f190748ac37e6d582d45d42e7ee243a0f72bfb56cee53ca3c1da3df")),
-                        "strongest": teacher("resnet32", "resnet32", teacher_weights=(
-                            "8dd191dcdf3bda59088ce28e407fbe45480edb23062b2e902b707b7ae2bf2185"))},
-                teacher_recipe=Recipe(epochs=120, batch_size=128, lr=0.05, eval_every=5),
+                ladder={"weakest": teacher("resnet8", "resnet8"), "strongest": teacher("resnet32", "resnet32")},
+                teacher_recipe=Recipe(epochs=120, batch_size=128, lr=0.05, eval_every=5, late_eval_every=1),
                 recipe=Recipe(epochs=144, batch_size=128, lr=0.05, eval_every=36, **_late), regime=REGIME),
     # ImageNet as in the paper (ImageFolder data via --data-dir): ResNet-18 from the ends of the paper's ladder,
     # torchvision-style ResNet-34 and ResNet-152 with timm's pretrained weights (73.31 / 78.31), DIST's recipe
