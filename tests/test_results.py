@@ -114,3 +114,6 @@ def test_the_v3_design_table_is_the_committed_rows_priced():
     t = designs.table()
     assert len(t) == 13 and (t.seeds >= 5).all() and (t.seeds <= designs.MAX_SEEDS).all()
     assert ((t["underpowered"] == "yes") == (t["seeds for 80% power"].astype(float) > designs.MAX_SEEDS)).all()
+    plateaus = designs.teacher_plateaus().set_index("teacher")  # every published teacher against the premise
+    assert len(plateaus) == len(list((REPO / "results" / "teachers").glob("*/final.pt")))
+    assert plateaus.loc["resnet20-06b4abd0b4a7", "plateau (< 0.3 pp)"] == "yes"  # the KDAS findings' teacher
