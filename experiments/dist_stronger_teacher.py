@@ -156,11 +156,15 @@ PROFILES = {
                   teacher_recipe=Recipe(epochs=2, batch_size=64, lr=0.05),
                   recipe=Recipe(epochs=2, batch_size=64, lr=0.05, late_eval_every=1), regime=SMOKE_REGIME),
     # 1,200 Fashion-MNIST images, the converged regime of the KDAS findings (figures/learning_curves_cpu.png):
-    # teachers of 120 epochs evaluated every epoch over their late phase (published in results/teachers),
+    # teachers of 120 epochs evaluated every epoch over their late phase (results/teachers/resnet8-1a5a4ba6480c
+    # and resnet32-846bc2fcfee5, trained at 9017e48 on an AMD EPYC with AVX-512, their SHA-256 pinned),
     # students of 144, fresh seeds 130-137 (v2 ran 0-4).
     "cpu": dict(dataset="fashion_mnist", pool_fraction=0.02, seeds=8, first_seed=130, student="resnet8",
                 student_width=0.5,
-                ladder={"weakest": teacher("resnet8", "resnet8"), "strongest": teacher("resnet32", "resnet32")},
+                ladder={"weakest": teacher("resnet8", "resnet8", teacher_weights=(  # 83.35%
+                            "cd474757712f325d9c337d741655c83a9aadcaff1a965ad0fd03cfd53be13d36")),
+                        "strongest": teacher("resnet32", "resnet32", teacher_weights=(  # 85.09%
+                            "2bff9be02125b729b48b4d1bf42025547078a37ba1cf9a93c726a77b34824af7"))},
                 teacher_recipe=Recipe(epochs=120, batch_size=128, lr=0.05, eval_every=5, late_eval_every=1),
                 recipe=Recipe(epochs=144, batch_size=128, lr=0.05, eval_every=36, **_late), regime=REGIME),
     # ImageNet as in the paper (ImageFolder data via --data-dir): ResNet-18 from the ends of the paper's ladder,
