@@ -42,7 +42,7 @@ PUBLISHED_TEACHER_CPU = "627d96e8354b67baf70dee60b31f9238a3c3a8ab2a6ae0ea243a50e
 # Said under every KDAS table (issue 18.6): what the paper leaves open and this repo had to choose.
 UNCONFIRMED = ("Not confirmed: the paper gives neither its KD weights nor the length of its quality-weight ramp; "
                "the KD runs here use mdistiller's CIFAR KD (T 4, CE 0.1, KD 0.9), while the official release's "
-               "cfg.py weighs a reversed KD by 9 (kdas_method's 'release settings' condition runs that).")
+               "cfg.py weighs a reversed KD by 9 (kdas_method's v2 'release settings' condition ran that).")
 
 
 def profiles(**extra) -> dict:
