@@ -45,7 +45,7 @@ from kd.config import RunConfig, teacher_jobs
 from kd.costs import MeasuredCosts, cost_line, costs, gpu_hours, teachers_to_train
 from kd.device import resolve_device
 from kd.errors import KDError, os_failure
-from kd.launch import available_cores, log, sweep
+from kd.launch import available_cores, held, log, sweep
 from kd.run import Context, check_teachers
 from kd.teachers import publish_teacher
 
@@ -383,9 +383,12 @@ def _judge(module, rows: pd.DataFrame, p: dict, out: Outputs, configs: list[RunC
     wanted = set(order)
     missing = len(wanted) - len(rows)
     if missing:  # a table over part of a grid would compare conditions with different seeds
+        training = sum(held(out, rid) for rid in wanted - set(rows.get("run_id", ())))
         print(f"{missing} of {len(wanted)} runs of this grid are not complete in {out.runs}; the figure and "
-              f"table need all of them: run the same command without --plot-only to finish the grid.",
-              file=sys.stderr)
+              f"table need all of them: " + (
+                  f"a live sweep is training {training} of them now (its claims are in {out.results / 'resume'}): "
+                  f"let it finish, then run --plot-only again." if training else
+                  "run the same command without --plot-only to finish the grid."), file=sys.stderr)
         return None
     ids = set(rows["rule_id"].dropna()) if "rule_id" in rows else set()
     if ids != {out.rule_id}:

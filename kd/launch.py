@@ -140,12 +140,20 @@ def claim(out: Outputs, rid: str) -> bool:
         rows = records.read_rows(out.runs)
         if "run_id" in rows and ((rows.run_id == rid) & (rows.status == "done")).any():
             return False
-        if path.is_file():
-            host, _, pid = path.read_text().partition(" ")
-            if host != socket.gethostname() or _alive(int(pid or 0)):
-                return False
+        if held(out, rid):
+            return False
         records.write_text(path, f"{socket.gethostname()} {os.getpid()}")
     return True
+
+
+def held(out: Outputs, rid: str) -> bool:
+    """Whether a live sweep holds the run's claim: its process is alive on this host, or it is on another
+    host (which this one cannot check)."""
+    path = out.results / "resume" / f"{rid}.claim"
+    if not path.is_file():
+        return False
+    host, _, pid = path.read_text().partition(" ")
+    return host != socket.gethostname() or _alive(int(pid or 0))
 
 
 def release(out: Outputs, rid: str):

@@ -1,6 +1,8 @@
 """The experiment harness through KDAS Finding 3: smoke end to end, resume, --plot-only, --dry-run, and the
 paper profile's models and recipe on generated CIFAR-100-shaped tensors (generated here, in the test only)."""
+import os
 import re
+import socket
 
 import pandas as pd
 import pytest
@@ -124,6 +126,19 @@ def test_plot_only_and_dry_run_train_nothing(tmp_path, monkeypatch, capsys):
     assert out.figure.exists() and out.table.exists()
     assert main(tmp_path, "--seeds", "1", "--dry-run") == 0
     assert "10 runs, 10 done, 0 to run" in capsys.readouterr().out
+
+    # a run missing because a live sweep is training it: --plot-only says so, and what to do
+    rows = pd.read_csv(out.runs)
+    rows.iloc[1:].to_csv(out.runs, index=False)
+    claim = out.results / "resume" / f"{rows.run_id.iloc[0]}.claim"
+    claim.parent.mkdir(parents=True, exist_ok=True)
+    claim.write_text(f"{socket.gethostname()} {os.getpid()}")  # this process: alive
+    main(tmp_path, "--seeds", "1", "--plot-only")
+    err = capsys.readouterr().err
+    assert "1 of 10 runs" in err and "a live sweep is training 1 of them now" in err
+    claim.write_text(f"{socket.gethostname()} 999999999")  # a stale claim: no such process
+    main(tmp_path, "--seeds", "1", "--plot-only")
+    assert "without --plot-only to finish the grid" in capsys.readouterr().err
 
 
 def test_bad_input_before_compute(tmp_path, monkeypatch, capsys):
