@@ -125,7 +125,7 @@ def test_dist_report_shows_premise_budget_arm_and_figure(tmp_path):
     assert "+1.15 pp (83.74 -> 84.89)" in table and (tmp_path / "f.png").is_file()
 
 
-def test_dist_grid_shares_each_rungs_teacher_at_both_budgets():
+def test_dist_grid_pins_each_rungs_published_teacher_at_both_budgets():
     configs = dist.grid(dist.PROFILES["cpu"], 1)
     by = {c["condition"]: c for c in configs}
     assert len(configs) == 6 and {c["recipe"]["epochs"] for c in configs} == {144, 288}
@@ -133,4 +133,5 @@ def test_dist_grid_shares_each_rungs_teacher_at_both_budgets():
     assert (weak["model"], strong["model"]) == ("resnet8", "resnet32") and weak["recipe"] == strong["recipe"]
     assert weak["recipe"]["late_eval_every"] == 1  # dense evaluations over the late phase: the plateau premise
     assert weak["recipe"]["epochs"] == 240 and by[dist.STRONG_DIST]["teacher"] == strong
+    assert weak["weights"] != strong["weights"] and len(weak["weights"]) == 64
     assert by[dist.STRONG_DIST]["loss"] == "dist" and by[dist.label(dist.WEAK_KD, 2)]["teacher"] == weak
