@@ -2,7 +2,9 @@
 students and recipes, and the grid helper. Each finding adds its own conditions."""
 from __future__ import annotations
 
-from experiments.settings import KD_OPTIONS, REGIME, pool_size, seed_range
+from dataclasses import replace
+
+from experiments.settings import KD_OPTIONS, REGIME, SMOKE_REGIME, pool_size, seed_range
 from kd.config import base_config
 from kd.recipe import CIFAR_RECIPE, Recipe
 
@@ -43,6 +45,19 @@ PUBLISHED_TEACHER_CPU = "627d96e8354b67baf70dee60b31f9238a3c3a8ab2a6ae0ea243a50e
 UNCONFIRMED = ("Not confirmed: the paper gives neither its KD weights nor the length of its quality-weight ramp; "
                "the KD runs here use mdistiller's CIFAR KD (T 4, CE 0.1, KD 0.9), while the official release's "
                "cfg.py weighs a reversed KD by 9 (kdas_method's v2 'release settings' condition ran that).")
+
+
+def v3_profiles(profiles: dict, first_seed: int) -> dict:
+    """A KDAS finding's scales under protocol v3: at cpu, v2's converged regime (CONVERGED_CPU) with the
+    published teacher pinned and ten fresh seeds from `first_seed`; evaluations every 4 epochs over the late
+    phase (every epoch at smoke), for the budget arm's drift; each scale's regime criteria."""
+    late = {"late_eval_every": 4}
+    return {**profiles,
+            "cpu": {**profiles["cpu"], **CONVERGED_CPU, "first_seed": first_seed, "seeds": 10,
+                    "recipe": replace(CONVERGED_CPU["recipe"], **late), "teacher_weights": PUBLISHED_TEACHER_CPU},
+            "smoke": {**profiles["smoke"], "regime": SMOKE_REGIME,
+                      "recipe": replace(profiles["smoke"]["recipe"], late_eval_every=1)},
+            "paper": {**profiles["paper"], "regime": REGIME, "recipe": replace(profiles["paper"]["recipe"], **late)}}
 
 
 def profiles(**extra) -> dict:

@@ -17,8 +17,6 @@ if not __package__:  # `python experiments/<name>.py`: run it as `python -m expe
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
 
-from dataclasses import replace
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -26,7 +24,6 @@ import seaborn as sns
 
 from experiments import kdas_common, protocol
 from experiments.protocol import label
-from experiments.settings import REGIME, SMOKE_REGIME
 from kd import analysis, harness, regime
 from kd.analysis import Outputs
 from kd.config import RunConfig
@@ -124,13 +121,7 @@ PROFILES["paper"]["period"] = [1, 3, 5, 10]  # the release's schedule over 240 e
 # v3: v2's converged cpu regime (kdas_common.CONVERGED_CPU: 1,200 images, teacher 120 epochs, students 144)
 # with the published teacher pinned, evaluations every 4 epochs over the late phase, fresh seeds 120-129 (10,
 # the most this machine affords; the power calculation asks more, so 'underpowered' is a possible verdict).
-_late = {"late_eval_every": 4}
-PROFILES["cpu"] = {**PROFILES["cpu"], **kdas_common.CONVERGED_CPU, "first_seed": 120, "seeds": 10,
-                   "recipe": replace(kdas_common.CONVERGED_CPU["recipe"], **_late),
-                   "teacher_weights": kdas_common.PUBLISHED_TEACHER_CPU}
-PROFILES["smoke"] = {**PROFILES["smoke"], "regime": SMOKE_REGIME,
-                     "recipe": replace(PROFILES["smoke"]["recipe"], late_eval_every=1)}
-PROFILES["paper"] = {**PROFILES["paper"], "regime": REGIME, "recipe": replace(PROFILES["paper"]["recipe"], **_late)}
+PROFILES = kdas_common.v3_profiles(PROFILES, first_seed=120)
 
 
 def sampler(p: dict, random: bool) -> dict:

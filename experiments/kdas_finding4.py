@@ -19,8 +19,6 @@ if not __package__:  # `python experiments/<name>.py`: run it as `python -m expe
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
 
-from dataclasses import replace
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -28,7 +26,6 @@ import seaborn as sns
 
 from experiments import kdas_common, protocol
 from experiments.protocol import label
-from experiments.settings import REGIME, SMOKE_REGIME
 from kd import analysis, harness, regime
 from kd.analysis import Outputs
 from kd.config import RunConfig
@@ -126,13 +123,7 @@ PROFILES = kdas_common.profiles(band=(0.2, 0.8), lam=1000.0, direction="paper")
 # with the published teacher pinned, evaluations every 4 epochs over the late phase, fresh seeds 100-109: the
 # power calculation on v2's paired spread (0.26-0.42 pp) asks 10 seeds for 0.5 pp (docs/v3_designs.md). The
 # other gammas (shown, never judged in v2) are dropped.
-_late = {"late_eval_every": 4}
-PROFILES["cpu"] = {**PROFILES["cpu"], **kdas_common.CONVERGED_CPU, "first_seed": 100, "seeds": 10,
-                   "recipe": replace(kdas_common.CONVERGED_CPU["recipe"], **_late),
-                   "teacher_weights": kdas_common.PUBLISHED_TEACHER_CPU}
-PROFILES["smoke"] = {**PROFILES["smoke"], "regime": SMOKE_REGIME,
-                     "recipe": replace(PROFILES["smoke"]["recipe"], late_eval_every=1)}
-PROFILES["paper"] = {**PROFILES["paper"], "regime": REGIME, "recipe": replace(PROFILES["paper"]["recipe"], **_late)}
+PROFILES = kdas_common.v3_profiles(PROFILES, first_seed=100)
 
 
 def weights(p: dict, epochs: int, ramp: bool) -> dict:

@@ -17,15 +17,12 @@ if not __package__:  # `python experiments/<name>.py`: run it as `python -m expe
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
 
-from dataclasses import replace
-
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
 from experiments import kdas_common, protocol
 from experiments.protocol import label
-from experiments.settings import REGIME, SMOKE_REGIME
 from kd import analysis, harness, regime
 from kd.analysis import Outputs
 from kd.run import distill_on_pool
@@ -134,16 +131,10 @@ PROFILES["paper"]["period"] = [1, 3, 5, 10]
 # v3: v2's converged cpu regime (kdas_common.CONVERGED_CPU: 1,200 images, teacher 120 epochs, students 144)
 # with the published teacher pinned, evaluations every 4 epochs over the late phase, fresh seeds 140-149 (v2
 # ran 70-74).
-_late = {"late_eval_every": 4}
-PROFILES["cpu"] = {**PROFILES["cpu"], **kdas_common.CONVERGED_CPU, "first_seed": 140, "seeds": 10,
-                   "recipe": replace(kdas_common.CONVERGED_CPU["recipe"], **_late),
-                   "teacher_weights": kdas_common.PUBLISHED_TEACHER_CPU}
-PROFILES["smoke"] = {**PROFILES["smoke"], "regime": SMOKE_REGIME,
-                     "recipe": replace(PROFILES["smoke"]["recipe"], late_eval_every=1)}
+PROFILES = kdas_common.v3_profiles(PROFILES, first_seed=140)
 # The rule reads one row per condition and seed: the paper profile judges the paper's first CIFAR pair,
 # resnet56 -> resnet20.
-PROFILES["paper"] = {**PROFILES["paper"], "pairs": PROFILES["paper"]["pairs"][:1], "regime": REGIME,
-                     "recipe": replace(PROFILES["paper"]["recipe"], **_late)}
+PROFILES["paper"]["pairs"] = PROFILES["paper"]["pairs"][:1]
 
 
 def paper_sampler(p: dict) -> dict:
