@@ -81,7 +81,7 @@ class TeacherConfig:
 # The keys every run records, beside the finding's own fields; the optional ones appear where set.
 CORE = ("experiment", "condition", "seed", "dataset", "data_options", "pool_fraction", "student", "student_width",
         "teacher", "recipe", "loss", "loss_options")
-OPTIONAL = ("train_size", "sampler", "weights", "augment", "teacher_init", "logit_cache")
+OPTIONAL = ("train_size", "sampler", "weights", "augment", "teacher_init", "logit_cache", "fidelity_curve")
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,7 @@ class RunConfig:
     augment: dict | None = None
     teacher_init: float | None = None  # lambda: the student starts at lambda * teacher + (1 - lambda) * init
     logit_cache: bool | None = None    # None: the KD_LOGIT_CACHE default; False: the teacher on every batch
+    fidelity_curve: bool | None = None  # fidelity on the training pool at every evaluation, not only at the end
     finding: dict = field(default_factory=dict)
     keys: tuple = field(default=(), compare=False, repr=False)
 

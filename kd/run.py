@@ -155,7 +155,8 @@ def distill(config, ctx: Context, pool: torch.Tensor, objective=None, sampler=No
     state = ctx.out.state(config.run_id) if ctx.out is not None else None
     keep = ctx.out is not None and ctx.out.save_students
     result, = fit([student], [objective], data, sampler, config.recipe, config.seed, teacher, ctx.device,
-                  log=ctx.log, name=f"{config.condition} seed {config.seed}", state=state, keep_best=keep)
+                  log=ctx.log, name=f"{config.condition} seed {config.seed}", state=state, keep_best=keep,
+                  fidelity_pool=pool if config.fidelity_curve and teacher is not None else None)
     if keep:
         save_student(ctx.out.student(config.run_id), config.as_dict(), student, result, ctx.data)
     shape = (ctx.data.in_chans, ctx.data.image_size)

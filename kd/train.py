@@ -167,7 +167,7 @@ def load_state(path: Path, students: list, sampler, log) -> tuple[int, dict]:
 
 def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int, teacher=None,
         device: torch.device = torch.device("cpu"), log=None, name: str = "run", on_epoch=None,
-        state: Path | None = None, keep_best: bool = False) -> list[dict]:
+        state: Path | None = None, keep_best: bool = False, fidelity_pool: torch.Tensor | None = None) -> list[dict]:
     """Train each model with its objective, all on the batches that `sampler` plans for each epoch.
     `on_epoch(epoch, student)` is called after each epoch's evaluation (teacher snapshots use it).
     With `state`, the run saves everything it needs there after an epoch (every STATE_EVERY_S seconds at
@@ -177,7 +177,9 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
 
     Returns, per model, {history, final, best, wall_s, cpu_s, samples, teacher_forwards}: `final` holds the last
     epoch's metrics, `best` those of the epoch with the highest test top-1; with `keep_best`, `best_state`
-    holds the weights of that epoch too (a copy on the CPU, taken at each new best).
+    holds the weights of that epoch too (a copy on the CPU, taken at each new best). With `fidelity_pool` (indices
+    of training samples) each evaluation also measures the student against its teacher on their clean views
+    (train_clean_* in the history: Stanton et al.'s fidelity on the training data, as a curve).
     """
     recipe.check()
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -187,6 +189,8 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
     if needs_teacher and teacher is None:
         raise KDError("This objective distils from a teacher, but no teacher was given.")
     teacher_test = teacher.clean_logits("test") if teacher is not None else None
+    teacher_train = teacher.clean_logits("train", fidelity_pool) if teacher is not None and fidelity_pool is not None \
+        else None
     done, spent = load_state(state, students, sampler, log) if state is not None else (0, {})
     forwards_before = (teacher.forwards if teacher is not None else 0) - spent.get("teacher_forwards", 0)
     # CPU time: what a loaded machine cannot inflate; both clocks go on from a resumed run's
@@ -212,6 +216,10 @@ def fit(models: list, objectives: list, data, sampler, recipe: Recipe, seed: int
                 logits = predict(s.model, data, "test")
                 row.update({f"test_{k}": v for k, v in classification_metrics(
                     logits, data.targets("test"), teacher_test).items()})
+                if teacher_train is not None:
+                    logits = predict(s.model, data, "train", fidelity_pool)
+                    row.update({f"train_clean_{k}": v for k, v in classification_metrics(
+                        logits, data.targets("train")[fidelity_pool.to(logits.device)], teacher_train).items()})
                 if keep_best and row["test_top1"] > s.best_top1:
                     s.best_top1 = row["test_top1"]
                     s.best_state = {k: v.detach().to("cpu", copy=True) for k, v in s.model.state_dict().items()}

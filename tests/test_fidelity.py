@@ -89,6 +89,21 @@ def test_train_fidelity_of_the_teacher_with_itself_is_perfect(fmnist):
     assert 0 <= facts["final_train_clean_ece"] <= 100 and 0 <= facts["final_train_clean_top1"] <= 100
 
 
+def test_a_fidelity_curve_measures_the_training_pool_at_every_evaluation(fmnist):
+    """fidelity_curve: train_clean_* at each evaluation, the last one the run's final_train_clean_*; without
+    it, the history has none (and the config keeps its id)."""
+    ctx = Context(P, "cpu", data=fmnist)
+    two = {**P, "recipe": Recipe(epochs=2, batch_size=64, lr=0.05)}
+    plain = base_config("test", two, "x", 0)
+    result = distill({**plain, "fidelity_curve": True}, ctx, ctx.pool(0.01))
+    curve = pd.DataFrame(result["history"])
+    assert curve.train_clean_agreement.notna().all() and len(curve) == 2
+    for k in ("agreement", "kl_teacher_student", "top1", "ece"):
+        assert curve[f"train_clean_{k}"].iloc[-1] == pytest.approx(result["extra"][f"final_train_clean_{k}"])
+    assert "train_clean_agreement" not in distill(plain, ctx, ctx.pool(0.01))["history"][-1]
+    assert "fidelity_curve" not in RunConfig.from_dict(plain).as_dict()
+
+
 def test_fidelity_ensembles_smoke_measures_agreement_on_test_and_train(smoke):
     rows = smoke("fidelity_ensembles")
     distilled = rows[rows.members > 0]
