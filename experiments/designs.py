@@ -40,12 +40,13 @@ class Design:
     contrasts: list           # (a, b, metric, effect in pp or None for MARGIN, one-sided?) over v2 conditions
     keep: list                # the v2 conditions the v3 grid keeps (judged, or a named diagnostic)
     new: dict = field(default_factory=dict)   # a new condition -> the v2 condition whose cost it has
+    once: dict = field(default_factory=dict)  # a condition run at one budget only -> the v2 condition it costs as
     teachers: float = 0.0     # new teachers to train, in resnet20-120-epoch units (TEACHER_MIN each)
     note: str = ""
     premise_seeds: int = 0    # where a premise's own paired interval needs more seeds than the contrasts
 
 
-ACC, AGREE = "final_test_top1", "final_test_agreement"
+ACC, AGREE, TRAIN_AGREE = "final_test_top1", "final_test_agreement", "final_train_clean_agreement"
 DESIGNS = [
     Design("kdas_finding3", "9639fe7e", "bands differ in KL_TG (adjacent medians x2); teacher fits its pool and has plateaued",
            [("per_class:medium (equal steps)", "all", ACC, None, True),
@@ -81,11 +82,11 @@ DESIGNS = [
     Design("eskd", "43b82fc5", "KD leads scratch early (paired at the stop epoch); the teacher fits its pool and has "
            "plateaued",
            [("resnet20: ESKD stop 96", "resnet20: full KD", ACC, None, False)],
-           ["scratch", "resnet20: full KD", "resnet20: ESKD stop 96"],
+           ["resnet20: full KD", "resnet20: ESKD stop 96"], once={"scratch": "scratch"},
            premise_seeds=7, note="coded (rule in its table): one teacher, the published resnet20 (pinned, it plateaus), "
            "one stop at half of training; 7 seeds for the premise (v2's lead at epoch 96, +3.24 pp, sd 2.38, asks 7 for "
-           "its interval to clear 0 with 80% power); scratch runs at x1 only, so this prices 7 scratch runs too many: "
-           "the dry run says 73 min at --jobs 2; 'for every teacher' is tested on one"),
+           "its interval to clear 0 with 80% power); scratch runs at x1 only (the premise's); 'for every teacher' is "
+           "tested on one"),
     Design("early_stopped_teachers", "dab0a61c", "snapshots are less accurate than the full teacher; short full "
            "schedules are annealed (LR 0 at their end)",
            [("teacher at epoch 90", "teacher at epoch 120 (fully trained)", ACC, None, False),
@@ -112,9 +113,14 @@ DESIGNS = [
            [("5 teachers", "1 teacher", AGREE, None, False), ("1 teacher", "scratch", ACC, None, False)],
            ["scratch", "1 teacher", "3 teachers", "5 teachers"], teachers=5 * 1.2,
            note="5 longer-trained teacher members (~1.2 units each)"),
-    Design("fidelity_optimisation", "b2848423", "a teacher-near init starts near the teacher (agreement at epoch 0)",
-           [("lambda 1", "lambda 0", AGREE, None, False), ("lambda 0, 4x epochs", "lambda 0", AGREE, None, False)],
-           ["lambda 0", "lambda 0.5", "lambda 1", "lambda 0, 2x epochs", "lambda 0, 4x epochs"]),
+    Design("fidelity_optimisation", "b2848423", "the self-distillation teacher fits its pool and has plateaued",
+           [("lambda 1", "lambda 0", TRAIN_AGREE, None, False), ("lambda 0, 2x epochs", "lambda 1", TRAIN_AGREE, None, False),
+            ("lambda 0, 4x epochs", "lambda 1", TRAIN_AGREE, None, False)],
+           ["lambda 0", "lambda 1"], once={"lambda 0 (4x budget)": "lambda 0, 4x epochs"}, teachers=0.5,
+           note="coded (rule in its table; a 240-epoch half-width resnet8 teacher, ~6 min, to publish and pin before "
+                "its runs): lambda 0 and 1 at x1 and x2, the longer arm read as lambda 0 at twice each budget (so one "
+                "lambda-0 run at x4 per seed); lambdas 0.25 / 0.75 and 'agreement "
+                "rises' dropped: 58 seeds asked, about 120 min at --jobs 2 with 10"),
     Design("fidelity_augmentation", "59277ff2", "MixUp changes the inputs the student sees (train loss differs)",
            [("+ MixUp", "crop + flip", AGREE, None, False),
             ("+ MixUp", "crop + flip", "final_train_clean_agreement", None, False)],
@@ -151,12 +157,12 @@ def plan(d: Design) -> dict:
     seeds = int(min(max(5, need, d.premise_seeds), MAX_SEEDS))
     cost = rows.groupby("condition")["cpu_s"].mean()
     per_seed = sum(cost[c] for c in d.keep) + sum(cost[c] for c in d.new.values())
-    runs_min = seeds * per_seed * BUDGET_ARM / 60
+    runs_min = seeds * (per_seed * BUDGET_ARM + sum(cost[c] for c in d.once.values())) / 60
     return {"finding": d.name, "premise": d.premise, "contrasts": len(d.contrasts),
             "paired sd, v2 (pp)": f"{min(sds):.2f}-{max(sds):.2f}",
             "effect targeted (pp)": ", ".join(sorted({f"{e if e is not None else MARGIN:g}" for *_, e, _ in d.contrasts})),
             "MDE at 5 seeds (pp)": f"{mde5:.2f}", "seeds for 80% power": f"{need:.0f}", "seeds": seeds,
-            "runs": seeds * (len(d.keep) + len(d.new)) * 2,
+            "runs": seeds * ((len(d.keep) + len(d.new)) * 2 + len(d.once)),
             "CPU-min of runs": round(runs_min), "teacher min": round(d.teachers * TEACHER_MIN),
             "min at --jobs 2": round(runs_min / 2 * 1.1),  # +10%: the late-phase evaluations (F3: measured)
             "min at 5 seeds": round(runs_min / seeds * 5 / 2 * 1.1),
@@ -192,8 +198,8 @@ def render() -> str:
             f"more), and the cost of the grid at the recipe's budget and at twice its epochs (the budget arm) on the "
             f"2-core machine, from the v2 rows' CPU seconds of the conditions kept, +10% for the late-phase "
             f"evaluations; new teachers in resnet20-units of {TEACHER_MIN} min. KDAS Findings 3 (the pilot), 4, 2, 1, "
-            f"DIST, the KDAS method and ESKD have their v3 grids coded, so only their costs also have a `--dry-run` (F3: "
-            f"60 min at --jobs 2 estimated; F4: 79; F2: 73; F1: 67; DIST: 101; method: 77; ESKD: 73, timed on random inputs "
+            f"DIST, the KDAS method, ESKD and fidelity_optimisation have their v3 grids coded, so only their costs also have a `--dry-run` (F3: "
+            f"60 min at --jobs 2 estimated; F4: 79; F2: 73; F1: 67; DIST: 101; method: 77; ESKD: 73; fidelity_optimisation: 144 beside a sweep, about 73 priced from v2's rows, timed on random inputs "
             f"without the logit cache and without evaluations; see "
             f"their tables for the measured ones).\n\n{t.to_markdown(index=False)}\n\n"
             f"All thirteen: {t['min at --jobs 2'].sum() / 60:.1f} h of runs at --jobs 2 with the seeds chosen "

@@ -17,6 +17,7 @@ from kd.recipe import Recipe
 from kd.run import Context, distill, train_fidelity
 from kd.teachers import teacher_folder
 from tests.made_up import NOISE, OFFSET
+from tests.test_kdas import CRITERION, PLATEAU, budget_rows, f3_curves, write_histories
 
 RECIPE = Recipe(epochs=1, batch_size=64, lr=0.05)
 P = {"dataset": "fashion_mnist", "pool_fraction": 0.01, "student": "resnet8", "student_width": 0.5,
@@ -115,15 +116,15 @@ def test_fidelity_ensembles_smoke_measures_agreement_on_test_and_train(smoke):
 
 
 def test_fidelity_optimisation_smoke_shares_the_first_ensemble_member(smoke):
-    from experiments import fidelity_ensembles, fidelity_optimisation
+    from experiments import fidelity_ensembles, fidelity_optimisation as fo
     rows = smoke("fidelity_optimisation")
-    assert set(rows.lam) == set(fidelity_optimisation.LAMBDAS)
-    assert sorted(rows.epoch_multiple.unique()) == [1, *fidelity_optimisation.LONGER]
-    p = fidelity_optimisation.PROFILES["smoke"]
+    assert set(rows.lam) == set(fo.LAMBDAS.values()) and sorted(rows.epoch_multiple.unique()) == [1, 2, 4]
+    p = fo.PROFILES["smoke"]
     one = next(c for c in fidelity_ensembles.grid(p, 1) if c["members"] == 1)
-    assert fidelity_optimisation.grid(p, 1)[0]["teacher"] == one["teacher"]  # one cached teacher for both
-    longest = rows[rows.epoch_multiple == fidelity_optimisation.LONGER[-1]]
-    assert (longest["recipe.epochs"] == fidelity_optimisation.LONGER[-1] * p["recipe"].epochs).all()
+    assert fo.grid(p, 1)[0]["teacher"] == one["teacher"]  # one cached teacher for both
+    longest = rows[rows.epoch_multiple == 4]
+    assert len(longest) == 1 and (longest["recipe.epochs"] == 4 * p["recipe"].epochs).all()
+    assert (longest.lam == 0).all() and rows.final_train_clean_agreement.between(0, 100).all()
 
 
 def test_fidelity_augmentation_smoke_distils_every_policy_from_one_cached_teacher(smoke):
@@ -186,31 +187,86 @@ def test_fidelity_ensembles_inconclusive(change):
     assert ensembles(**change) == "inconclusive"
 
 
-def optimisation(curve=(90.0, 90.5, 92.0, 94.0, 96.0, 98.5, 99.5), longer=(91.0, 91.5), **kw):
-    values = {fo.label(lam): {"final_train_clean_agreement": a} for lam, a in zip(fo.LAMBDAS, curve)}
-    values.update({fo.label(0.0, t): {"final_train_clean_agreement": a} for t, a in zip(fo.LONGER, longer)})
-    return fo.verdict_for(fidelity_rows(values, **kw))[0]
+# ------------------------------------------------------------------------------------------ fidelity_optimisation: the v3 rule
+HOLDING = {fo.ZERO: 92.0, fo.ONE: 99.5}  # train agreement (%)
+LONGER_ARM = 93.0  # the lambda-0 student at four times the recipe's epochs
 
 
-def test_fidelity_optimisation_reproduced():
-    assert optimisation(noise=NOISE / 4) == "reproduced"
+def optimisation_rows(x1=None, x2=None, longer=LONGER_ARM, seeds=10, noise=NOISE / 4, plateau=None):
+    """Both budgets' runs and the x4 lambda-0 arm; agreement is also each run's final_test_top1 (f3_curves
+    draws the late-phase curve towards it)."""
+    rows = budget_rows(HOLDING, x1, x2, seeds, noise, 160, lambda c, b: {
+        "teacher_train_top1": 99.0, "teacher_test_top1": 84.0, **PLATEAU, **(plateau or {})})
+    four = rows[rows.condition == fo.label(fo.ZERO, 2)].assign(
+        condition=fo.label(fo.ZERO, 4), final_test_top1=lambda r: r.final_test_top1 - HOLDING[fo.ZERO] + longer)
+    rows = pd.concat([rows, four], ignore_index=True)
+    return rows.assign(final_train_clean_agreement=rows.final_test_top1)
 
 
-@pytest.mark.parametrize("change", [
-    dict(curve=(90.0, 90.5, 92.0, 94.0, 96.0, 96.5, 97.0), longer=(98.0, 99.9)),  # longer training does better
-    dict(curve=(99.5, 98.0, 97.0, 96.0, 95.0, 93.0, 90.0)),  # the teacher's init hurts agreement
+def optimisation(rows, slopes=None):
+    return fo.verdict_for(rows, f3_curves(rows, slopes), CRITERION)
+
+
+def test_fidelity_optimisation_reproduced_when_both_budgets_hold():
+    verdict, facts = optimisation(optimisation_rows())
+    assert verdict == "reproduced" and facts["decisive"] == [fo.INIT, fo.PERFECT, fo.LONGER]
+    assert {k: c.outcome for k, c in facts["contrasts"][1].items()} == {
+        fo.INIT: "better", fo.PERFECT: "not worse", fo.LONGER: "worse"}
+
+
+@pytest.mark.parametrize("x1, x2, longer", [
+    ({fo.ZERO: 99.8}, {fo.ZERO: 99.8}, LONGER_ARM),  # the teacher's init does not help
+    (None, {fo.ZERO: 99.9}, 99.9),  # twice the epochs from a random init agree more than lambda 1, at both budgets
 ])
-def test_fidelity_optimisation_not_reproduced(change):
-    assert optimisation(**change) == "not reproduced"
+def test_fidelity_optimisation_not_reproduced_when_both_budgets_contradict(x1, x2, longer):
+    verdict, facts = optimisation(optimisation_rows(x1, x2, longer=longer))
+    assert verdict == "not reproduced" and facts["decisive"]
 
 
-@pytest.mark.parametrize("change", [
-    dict(curve=(90.0, 90.5, 92.0, 94.0, 96.0, 96.0, 96.5), noise=NOISE / 4),  # lambda 1 is not near-perfect
-    dict(seeds=1),
-    dict(drop=(fo.label(0.0, 4),)),
-])
-def test_fidelity_optimisation_inconclusive(change):
-    assert optimisation(**change) == "inconclusive"
+def test_fidelity_optimisation_budget_dependent_when_the_budgets_disagree_or_drift():
+    assert optimisation(optimisation_rows(None, {fo.ONE: 91.0}))[0] == "budget-dependent at this scale"
+    rows = optimisation_rows()
+    # the x4 lambda-0 student still gaining 20 pp per schedule over lambda 1: it would pass it
+    verdict, facts = optimisation(rows, {fo.label(fo.ZERO, 4): 20.0})
+    assert verdict == "budget-dependent at this scale" and not facts["stable"][fo.LONGER]
+    # lambda 1's agreement falling 10 pp per schedule: the near-perfect form would cross 99% - 1 pp
+    verdict, facts = optimisation(rows, {fo.label(fo.ONE, 2): -10.0})
+    assert verdict == "budget-dependent at this scale" and not facts["stable"][fo.PERFECT]
+
+
+def test_fidelity_optimisation_premise_not_met_is_its_own_verdict():
+    rows = optimisation_rows(plateau={"teacher_plateau_high": 2.0})  # the teacher still gains
+    assert optimisation(rows)[0] == "premise not met at this scale"
+
+
+def test_fidelity_optimisation_open_readings_are_underpowered_or_inconclusive():
+    assert optimisation(optimisation_rows(noise=20 * NOISE))[0] == "underpowered at this scale"
+    short = {fo.ONE: 96.0}  # lambda 1 is not near-perfect: open, with the contrasts powered
+    assert optimisation(optimisation_rows(short, short))[0] == "inconclusive"
+
+
+def test_fidelity_optimisation_report_reads_train_agreement_curves(tmp_path):
+    rows = optimisation_rows().assign(lam=0.0, epoch_multiple=1, final_test_agreement=90.0, final_test_top1=84.0,
+                                      samples=172800)
+    rows["run_id"] = [f"r{i}" for i in range(len(rows))]
+    out = fo.Outputs(tmp_path, tmp_path / "f.png")
+    write_histories(rows.assign(final_test_top1=rows.final_train_clean_agreement), out)
+    for run_id in rows.run_id:  # the curve the rule reads is train agreement's
+        history = pd.read_csv(out.history(run_id))
+        history.rename(columns={"test_top1": fo.AGREEMENT}).to_csv(out.history(run_id), index=False)
+    assert fo.report(rows, {"regime": CRITERION, **fo.PROFILES["cpu"]}, out) == "reproduced"
+    table = out.table.read_text()
+    assert "| lambda 0 at twice the epochs vs lambda 1 | worse | worse |" in table and (tmp_path / "f.png").is_file()
+
+
+def test_fidelity_optimisation_grid_compares_the_longer_arm_at_twice_each_budget():
+    configs = fo.grid(fo.PROFILES["cpu"], 1)
+    epochs = {c["condition"]: c["recipe"]["epochs"] for c in configs}
+    assert epochs == {**{name: 144 for name in fo.LAMBDAS}, **{fo.label(name, 2): 288 for name in fo.LAMBDAS},
+                      fo.label(fo.ZERO, 4): 576}
+    assert {fo.ends(b)[fo.LONGER][0] for b in (1, 2)} == {fo.label(fo.ZERO, 2), fo.label(fo.ZERO, 4)}
+    assert all(c["fidelity_curve"] and c["recipe"]["late_eval_every"] for c in configs)
+    assert configs[0]["teacher"]["recipe"]["epochs"] == 240 and configs[0]["teacher"]["recipe"]["late_eval_every"] == 1
 
 
 def augmentation(test=(93.0, 93.2, 94.5, 94.3), train=(96.0, 95.5, 95.0, 94.0), **kw):
