@@ -204,13 +204,7 @@ def plot(history: pd.DataFrame, facts: dict, out: Outputs):
     curve_ax.axvline(stop_epoch(x1_epochs), color="0.6", linestyle=":", linewidth=1, label="stop")
     curve_ax.set(xlabel="epoch", ylabel="student test top-1 (%)", title="x1 budget (mean ± std over seeds)")
     curve_ax.legend(fontsize=8)
-    for i, (b, at) in enumerate(facts["contrasts"].items()):
-        c = at[ESKD_GAIN]
-        diff_ax.errorbar([c.diff], [i], xerr=[[c.diff - c.low], [c.high - c.diff]], fmt="o", capsize=3,
-                         color=f"C{i}", label=f"x{b} budget")
-    diff_ax.axvline(0, color="k", linewidth=1)
-    diff_ax.set_yticks(range(len(facts["contrasts"])), [f"x{b}" for b in facts["contrasts"]])
-    diff_ax.set(xlabel="ESKD - full KD, test top-1, pp (paired 95% CI over seeds)", title="the verdict's contrast")
+    protocol.contrast_panel(diff_ax, facts["contrasts"], 0.0)
     analysis.save_figure(fig, out.figure)
 
 

@@ -9,6 +9,8 @@ clean views of the student's own training pool.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 
 from experiments.settings import REGIME, SMOKE_REGIME
@@ -42,6 +44,20 @@ PROFILES = {
                   recipe=Recipe(epochs=300, batch_size=128, lr=0.05, nesterov=True, weight_decay=1e-4),
                   regime=REGIME),
 }
+
+
+
+def v3_profiles(first_seed: int, seeds: int) -> dict:
+    """A fidelity finding's scales under protocol v3: at cpu, a 240-epoch teacher evaluated every epoch over
+    its late phase (its plateau is the premise; the 120-epoch one, evaluated every 5 epochs, cannot show one),
+    students evaluated every 4 epochs over theirs (the budget arm's drift), fresh seeds; smoke as before."""
+    def late(p: dict) -> dict:
+        return {**p, "recipe": dataclasses.replace(p["recipe"], late_eval_every=4)}
+    return {"smoke": PROFILES["smoke"],
+            "cpu": {**late(PROFILES["cpu"]), "seeds": seeds, "first_seed": first_seed,
+                    "teacher_recipe": Recipe(epochs=240, batch_size=128, lr=0.05, eval_every=5, late_eval_every=1)},
+            "paper": late(PROFILES["paper"])}
+
 
 METRICS = {"final_test_top1": "test top-1", "final_test_agreement": "test agreement",
            "final_train_clean_agreement": "train agreement", "final_test_kl_teacher_student": "test KL",

@@ -19,8 +19,6 @@ if not __package__:  # `python experiments/<name>.py`: run it as `python -m expe
     runpy.run_module(f"experiments.{pathlib.Path(__file__).stem}", run_name="__main__", alter_sys=True)
     sys.exit()
 
-import dataclasses
-
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -32,7 +30,6 @@ from experiments.settings import pool_size, seed_range
 from kd import analysis, harness, regime
 from kd.analysis import Outputs
 from kd.config import base_config
-from kd.recipe import Recipe
 from kd.run import distill_on_pool
 
 NAME = "fidelity_optimisation"
@@ -135,17 +132,9 @@ def verdict_for(rows: pd.DataFrame, curves: dict, criterion: dict) -> tuple[str,
 RULE_CODE = (verdict_for, reading, contrasts_at, stability, ends, *protocol.RULE_CODE)
 
 # ------------------------------------------------------------------------------------------ the grid
-PROFILES = {
-    "smoke": common.PROFILES["smoke"],
-    # fidelity_common's cpu scale (1,200 images, half-width resnet8 teacher and students of 144 epochs), with a
-    # 240-epoch teacher evaluated every epoch over its late phase (its plateau is the premise), students
-    # evaluated every 4 epochs over theirs, fresh seeds 160-169 (v2 ran 100-104).
-    "cpu": {**common.PROFILES["cpu"], "seeds": 10, "first_seed": 160,
-            "teacher_recipe": Recipe(epochs=240, batch_size=128, lr=0.05, eval_every=5, late_eval_every=1),
-            "recipe": dataclasses.replace(common.PROFILES["cpu"]["recipe"], late_eval_every=4)},
-    "paper": {**common.PROFILES["paper"], "recipe": dataclasses.replace(common.PROFILES["paper"]["recipe"],
-                                                                        late_eval_every=4)},
-}
+# fidelity_common's cpu scale (1,200 images, half-width resnet8 teacher and students of 144 epochs) with its v3
+# teacher (240 epochs) and late evaluations, fresh seeds 160-169 (v2 ran 100-104).
+PROFILES = common.v3_profiles(first_seed=160, seeds=10)
 
 
 def grid(p: dict, seeds: int) -> list[dict]:

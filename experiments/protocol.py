@@ -144,8 +144,8 @@ def comparison_lines(rows: pd.DataFrame, facts: dict, reference: str) -> str:
 
 def contrast_panel(ax, contrasts: dict, margin: float, wrap: bool = False):
     """A figure's panel of the verdict's contrasts at both budgets (`contrasts`: budget -> name -> Contrast),
-    each with its paired 95% CI, against 0 and minus the margin; `wrap` breaks long names before their margin
-    (smaller ticks)."""
+    each with its paired 95% CI, against 0 and minus the margin (none where 0); `wrap` breaks long names before
+    their margin (smaller ticks)."""
     for i, (b, at) in enumerate(contrasts.items()):
         names = list(at)
         y = np.arange(len(names)) + 0.18 * (i - 0.5)
@@ -157,7 +157,8 @@ def contrast_panel(ax, contrasts: dict, margin: float, wrap: bool = False):
         else:
             ax.set_yticks(np.arange(len(names)), names)
     ax.axvline(0, color="k", linewidth=1)
-    ax.axvline(-margin, color="k", linestyle=":", linewidth=1, label=f"-{margin:g} pp margin")
+    if margin:  # a rule without a non-inferiority form has none
+        ax.axvline(-margin, color="k", linestyle=":", linewidth=1, label=f"-{margin:g} pp margin")
     ax.set(xlabel="a - b, pp (paired 95% CI over seeds)", title="the verdict's contrasts at both budgets")
     ax.legend(fontsize=8)
 

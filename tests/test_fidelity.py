@@ -127,22 +127,21 @@ def test_fidelity_optimisation_smoke_shares_the_first_ensemble_member(smoke):
     assert (longest.lam == 0).all() and rows.final_train_clean_agreement.between(0, 100).all()
 
 
-def test_fidelity_augmentation_smoke_distils_every_policy_from_one_cached_teacher(smoke):
-    from experiments import fidelity_augmentation, fidelity_optimisation
-    rows = smoke("fidelity_augmentation")
-    assert sorted(rows.condition) == sorted(fidelity_augmentation.POLICIES)  # rows land as their runs finish
-    p = fidelity_augmentation.PROFILES["smoke"]
-    assert fidelity_augmentation.grid(p, 1)[0]["teacher"] == fidelity_optimisation.grid(p, 1)[0]["teacher"]
-    forwards = rows.set_index("condition").teacher_forwards
+def test_fidelity_augmentation_smoke_distils_both_policies_from_one_cached_teacher(smoke):
+    from experiments import fidelity_augmentation as fa, fidelity_optimisation
+    rows = smoke("fidelity_augmentation").set_index("condition")
+    assert sorted(rows.index) == sorted(fa.label(c, b) for c in fa.POLICIES for b in (1, 2))
+    p = fa.PROFILES["smoke"]
+    assert fa.grid(p, 1)[0]["teacher"] == fidelity_optimisation.grid(p, 1)[0]["teacher"]
+    assert fa.PROFILES["cpu"]["teacher_recipe"] == fidelity_optimisation.PROFILES["cpu"]["teacher_recipe"]
     # keyed views come from the logit cache (at most one forward per distinct view); MixUp batches all go
     # through the teacher: every sample of every epoch
-    assert forwards["+ MixUp"] == forwards["all combined"] == rows.samples.iloc[0]
-    assert forwards["crop + flip"] <= rows.samples.iloc[0] and forwards["+ rotation"] <= rows.samples.iloc[0]
+    assert rows.loc[fa.MIXUP, "teacher_forwards"] == rows.loc[fa.MIXUP, "samples"]
+    assert rows.loc[fa.BASE, "teacher_forwards"] <= rows.loc[fa.BASE, "samples"]
     assert rows.final_train_clean_agreement.between(0, 100).all()
     assert (rows.teacher_mflops == rows.student_mflops).all() and rows.student_mflops.gt(1).all()  # self-distillation
 
 
-# ------------------------------------------------------------------------------------------ fidelity: the verdict rule on made-up rows
 def fidelity_rows(values: dict, seeds=5, noise=NOISE, drop=()):
     """condition -> {column: mean}, per seed with a shared offset and a little noise per column."""
     offset = OFFSET[:seeds]
@@ -269,31 +268,87 @@ def test_fidelity_optimisation_grid_compares_the_longer_arm_at_twice_each_budget
     assert configs[0]["teacher"]["recipe"]["epochs"] == 240 and configs[0]["teacher"]["recipe"]["late_eval_every"] == 1
 
 
-def augmentation(test=(93.0, 93.2, 94.5, 94.3), train=(96.0, 95.5, 95.0, 94.0), **kw):
-    """Test and train agreement of crop + flip, + rotation, + MixUp, all combined."""
-    values = {policy: {"final_test_agreement": t, "final_train_clean_agreement": a}
-              for policy, t, a in zip(fa.POLICIES, test, train)}
-    return fa.verdict_for(fidelity_rows(values, **kw))[0]
+# ------------------------------------------------------------------------------------------ fidelity_augmentation: the v3 rule
+AUGMENT = {fa.BASE: (93.0, 96.0, 0.26), fa.MIXUP: (94.5, 95.0, 0.35)}  # test / train agreement, final KD loss
 
 
-def test_fidelity_augmentation_reproduced():
-    assert augmentation(noise=NOISE / 4) == "reproduced"
+def augmentation_rows(x1=None, x2=None, seeds=10, noise=NOISE / 4, plateau=None):
+    """Both budgets' runs; x1 / x2 change a policy's (test, train, KD loss) at one budget."""
+    rows = []
+    for budget, change in ((1, x1), (2, x2)):
+        for i, (policy, (test, train, kd)) in enumerate({**AUGMENT, **(change or {})}.items()):
+            rows += [{"condition": fa.label(policy, budget), "seed": 170 + s, "recipe.epochs": 144 * budget,
+                      "final_test_agreement": test + OFFSET[s % 5] + noise[(s + i) % 5],
+                      "final_train_clean_agreement": train + OFFSET[s % 5] + noise[(s + i + 1) % 5],
+                      "final_train_kd": kd + noise[(s + i) % 5] / 100, "teacher_train_top1": 99.0,
+                      "teacher_test_top1": 84.0, **PLATEAU, **(plateau or {})} for s in range(seeds)]
+    return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize("change", [
-    dict(test=(94.0, 94.0, 92.5, 93.0)),          # MixUp lowers test agreement
-    dict(train=(94.0, 95.0, 95.5, 96.0)),         # heavier augmentation raises train agreement
-    dict(test=(93.0, 95.5, 94.0, 94.0)),          # rotation beats MixUp
-])
-def test_fidelity_augmentation_not_reproduced(change):
-    assert augmentation(**change) == "not reproduced"
+def augmentation_curves(rows, slopes=None):
+    """Flat late-phase curves of both metrics ending at each run's final value (f3_curves), unless `slopes`
+    gives a (metric, condition)'s slope."""
+    curves = {}
+    for metric in fa.METRIC.values():
+        own = {c: v for (m, c), v in (slopes or {}).items() if m == metric}
+        flat = f3_curves(rows.assign(final_test_top1=rows[f"final_{metric}"]), own)
+        curves.update({(metric, *key): curve for key, curve in flat.items()})
+    return curves
 
 
-@pytest.mark.parametrize("change", [
-    dict(noise=6 * NOISE),                        # too noisy
-    dict(test=(93.0, 93.0, 93.1, 93.0), noise=NOISE / 4),  # MixUp moves nothing
-    dict(seeds=1),
-    dict(drop=("+ MixUp",)),
-])
-def test_fidelity_augmentation_inconclusive(change):
-    assert augmentation(**change) == "inconclusive"
+def augmentation(rows, slopes=None):
+    return fa.verdict_for(rows, augmentation_curves(rows, slopes), CRITERION)
+
+
+def test_fidelity_augmentation_reproduced_when_both_budgets_hold():
+    verdict, facts = augmentation(augmentation_rows())
+    assert verdict == "reproduced" and facts["decisive"] == [fa.TEST, fa.TRAIN]
+
+
+@pytest.mark.parametrize("policy", [(92.0, 95.0, 0.35),  # MixUp lowers test agreement
+                                    (94.5, 97.0, 0.35)])  # and raises train agreement
+def test_fidelity_augmentation_not_reproduced_when_both_budgets_contradict(policy):
+    change = {fa.MIXUP: policy}
+    assert augmentation(augmentation_rows(change, change))[0] == "not reproduced"
+
+
+def test_fidelity_augmentation_budget_dependent_when_the_budgets_disagree_or_drift():
+    assert augmentation(augmentation_rows(None, {fa.MIXUP: (92.0, 95.0, 0.35)}))[0] == "budget-dependent at this scale"
+    # MixUp's test agreement falling 10 pp per schedule at x2: another 40% would take it below the baseline
+    verdict, facts = augmentation(augmentation_rows(), {("test_agreement", fa.label(fa.MIXUP, 2)): -10.0})
+    assert verdict == "budget-dependent at this scale" and not facts["stable"][fa.TEST]
+
+
+@pytest.mark.parametrize("change", [dict(x1={fa.MIXUP: (94.5, 95.0, 0.26)}),  # MixUp left the loss as it was
+                                    dict(plateau={"teacher_plateau_high": 2.0})])  # the teacher still gains
+def test_fidelity_augmentation_premise_not_met_is_its_own_verdict(change):
+    assert augmentation(augmentation_rows(**change))[0] == "premise not met at this scale"
+
+
+def test_fidelity_augmentation_open_readings_are_underpowered_or_inconclusive():
+    assert augmentation(augmentation_rows(noise=20 * NOISE))[0] == "underpowered at this scale"
+    same = {fa.MIXUP: (93.01, 95.99, 0.35)}  # MixUp moves neither agreement
+    assert augmentation(augmentation_rows(same, same, noise=NOISE / 10))[0] == "inconclusive"
+
+
+def test_fidelity_augmentation_report_reads_each_metrics_curve(tmp_path):
+    rows = augmentation_rows().assign(final_test_top1=84.0, samples=172800, teacher_forwards=172800)
+    rows["run_id"] = [f"r{i}" for i in range(len(rows))]
+    out = fa.Outputs(tmp_path, tmp_path / "f.png")
+    curves = augmentation_curves(rows)
+    for r in rows.itertuples():
+        out.history(r.run_id).parent.mkdir(parents=True, exist_ok=True)
+        test, train = curves[("test_agreement", r.condition, r.seed)], curves[("train_clean_agreement", r.condition, r.seed)]
+        pd.DataFrame({"epoch": (test.index * 144).round().astype(int), "test_agreement": test.to_numpy(),
+                      "train_clean_agreement": train.to_numpy()}).to_csv(out.history(r.run_id), index=False)
+    assert fa.report(rows, {"regime": CRITERION, **fa.PROFILES["cpu"]}, out) == "reproduced"
+    table = out.table.read_text()
+    assert f"| {fa.TRAIN} | worse | worse |" in table and "| **no** |" not in table and (tmp_path / "f.png").is_file()
+
+
+def test_fidelity_augmentation_grid_runs_both_policies_at_both_budgets_with_train_curves():
+    configs = fa.grid(fa.PROFILES["cpu"], 1)
+    assert [(c["condition"], c["recipe"]["epochs"], c.get("augment")) for c in configs] == [
+        (fa.BASE, 144, None), (fa.MIXUP, 144, {"mixup": 1.0}),
+        (fa.label(fa.BASE, 2), 288, None), (fa.label(fa.MIXUP, 2), 288, {"mixup": 1.0})]
+    assert all(c["fidelity_curve"] for c in configs) and configs[0]["teacher"]["recipe"]["epochs"] == 240
