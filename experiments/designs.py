@@ -117,8 +117,8 @@ DESIGNS = [
            [("lambda 1", "lambda 0", TRAIN_AGREE, None, False), ("lambda 0, 2x epochs", "lambda 1", TRAIN_AGREE, None, False),
             ("lambda 0, 4x epochs", "lambda 1", TRAIN_AGREE, None, False)],
            ["lambda 0", "lambda 1"], once={"lambda 0 (4x budget)": "lambda 0, 4x epochs"}, teachers=0.5,
-           note="coded (rule in its table; a 240-epoch half-width resnet8 teacher, ~6 min, to publish and pin before "
-                "its runs): lambda 0 and 1 at x1 and x2, the longer arm read as lambda 0 at twice each budget (so one "
+           note="coded (rule in its table; its 240-epoch half-width resnet8 teacher published and pinned: resnet8-e6a678c264c8; "
+                "about 10 min): lambda 0 and 1 at x1 and x2, the longer arm read as lambda 0 at twice each budget (so one "
                 "lambda-0 run at x4 per seed); lambdas 0.25 / 0.75 and 'agreement "
                 "rises' dropped: 58 seeds asked, about 120 min at --jobs 2 with 10"),
     Design("fidelity_augmentation", "59277ff2", "MixUp changes what the student is fitted on (final train KD loss "

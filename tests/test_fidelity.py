@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from experiments import fidelity_augmentation as fa
+from experiments import fidelity_common
 from experiments import fidelity_ensembles as fe
 from experiments import fidelity_optimisation as fo
 from kd.config import RunConfig, base_config
@@ -352,3 +353,4 @@ def test_fidelity_augmentation_grid_runs_both_policies_at_both_budgets_with_trai
         (fa.BASE, 144, None), (fa.MIXUP, 144, {"mixup": 1.0}),
         (fa.label(fa.BASE, 2), 288, None), (fa.label(fa.MIXUP, 2), 288, {"mixup": 1.0})]
     assert all(c["fidelity_curve"] for c in configs) and configs[0]["teacher"]["recipe"]["epochs"] == 240
+    assert {c["teacher"]["weights"] for c in configs} == {fidelity_common.v3_profiles(0, 1)["cpu"]["teacher_weights"]}
