@@ -198,7 +198,7 @@ def test_every_experiment_lists_its_cpu_grid(name, tmp_path, capsys):
 def test_every_verdict_rule_says_what_noise_is(name):
     import importlib
     rule = analysis.rule_of(importlib.import_module(f"experiments.{name}").verdict_for)
-    noise = ("two standard errors are noise", "paired differences")  # v1 rule; v2 (paired, Holm) rule
+    noise = ("two standard errors are noise", "paired difference")  # v1 rule; v2 / v3 (paired, Holm) rules
     assert any(words in rule for words in noise) and "not reproduced:" in rule, rule
 
 
