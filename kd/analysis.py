@@ -119,7 +119,8 @@ def contrast(a: pd.Series, b: pd.Series, margin: float | None = None) -> Contras
         return Contrast(diff, 0.0, n - 1, n, True, margin, diff, diff, certain)
     test = stats.ttest_rel if paired else lambda x, y, **kw: stats.ttest_ind(x, y, equal_var=False, **kw)
     both = test(a, b)
-    se = diff / both.statistic if both.statistic else math.nan
+    # the t statistic's denominator, from the data: diff / statistic is undefined where diff is exactly 0
+    se = (a - b).std() / math.sqrt(n) if paired else math.sqrt(a.var() / len(a) + b.var() / len(b))
     low, high = both.confidence_interval(1 - ALPHA)
     p = both.pvalue if margin is None else test(a + margin, b, alternative="greater").pvalue
     return Contrast(diff, se, float(both.df), n, paired, margin, float(low), float(high), float(p), (len(a), len(b)))

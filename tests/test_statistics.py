@@ -104,6 +104,17 @@ def test_identical_differences_are_certain():
     assert c.p == 1 and c.outcome == "within noise"
 
 
+def test_a_zero_mean_difference_still_has_a_noise_estimate():
+    """Differences that cancel exactly (mean 0, spread > 0) are within noise with a finite MDE; the t
+    statistic is 0 there, so its SE cannot come from diff / t."""
+    a = seeds([70.0, 71.0, 72.0, 73.0])
+    c, = decide({"x": contrast(a + seeds([0.5, -0.5, 1.0, -1.0]), a)}).values()
+    assert c.diff == 0 and c.se == pytest.approx(np.std([0.5, -0.5, 1.0, -1.0], ddof=1) / 2)
+    assert math.isfinite(c.mde) and c.outcome == "within noise"
+    welch, = decide({"x": contrast(seeds([1.0, 3.0]), seeds([2.0, 1.0, 3.0], first=5))}).values()
+    assert welch.diff == 0 and welch.se == pytest.approx(math.sqrt(2 / 2 + 1 / 3)) and math.isfinite(welch.mde)
+
+
 def test_a_missing_condition_is_no_evidence():
     c, = decide({"x": contrast(seeds([]), seeds([70.0, 71.0]))}).values()
     assert math.isnan(c.p) and c.outcome == "within noise"
