@@ -157,15 +157,7 @@ def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
         rows.groupby("condition", sort=False)[["teacher_test_top1", "samples", "teacher_forwards"]].mean()
         .reset_index(), on="condition")
     analysis.write_csv(summary, out.summary)
-    histories = {r.run_id: pd.read_csv(out.history(r.run_id)) for r in rows.itertuples()}
-    curves = {(m, r.condition, r.seed): regime.late_curve(histories[r.run_id], m)
-              for m in METRIC.values() for r in rows.itertuples()}
-    verdict, facts = verdict_for(rows, curves, p["regime"])
-    (b1, b2), at = RULE["budgets"], facts["contrasts"]
-    arm = [f"| contrast | x{b1}: outcome | x{b2}: outcome | late-phase drift at x{b2} | budget-stable |",
-           "| --- | --- | --- | --- | --- |"] + [
-        f"| {k} | {at[b1][k].outcome} | {at[b2][k].outcome} | {facts['drifts'][k]} | "
-        f"{'yes' if facts['stable'][k] else '**no**'} |" for k in METRIC]
+    verdict, facts = verdict_for(rows, protocol.metric_curves(rows, out, METRIC.values()), p["regime"])
     table = common.table(rows, conditions)
     table.insert(1, "epochs", rows.groupby("condition", sort=False)["recipe.epochs"].first().astype(int).to_numpy())
     notes = (f"Student and teacher: {p['student']} x{p.get('student_width', 1.0):g}, {pool_size(p):,} training images, "
@@ -176,7 +168,7 @@ def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
              + protocol.premise_block(facts["premise"])
              + "\n\n**Regime** (v3, the budget arm: both contrasts again at twice the epochs, the same seeds; the "
                "drift of each one's metric over the last 40% of training, per condition, and whether its far end "
-               "keeps the contrast's side):\n\n" + "\n".join(arm)
+               "keeps the contrast's side):\n\n" + protocol.drift_block(facts)
              + "\n\n**Comparisons** (a - b over seeds; Holm over the two of each budget; MDE: the smallest true "
                f"difference found with 80% power at this n, beside the {RULE['effect_pp']:g} pp targeted):\n"
              + protocol.comparison_lines(rows, facts, BASE)

@@ -165,18 +165,13 @@ def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     curves = {(r.condition, r.seed): regime.late_curve(pd.read_csv(out.history(r.run_id)), AGREEMENT)
               for r in rows.itertuples()}
     verdict, facts = verdict_for(rows, curves, p["regime"])
-    (b1, b2), at = RULE["budgets"], facts["contrasts"]
-    arm = [f"| contrast | x{b1}: outcome | x{b2}: outcome | late-phase drift at x{b2} | budget-stable |",
-           "| --- | --- | --- | --- | --- |"] + [
-        f"| {k} | {at[b1][k].outcome} | {at[b2][k].outcome} | {facts['drifts'][k]} | "
-        f"{'yes' if facts['stable'][k] else '**no**'} |" for k in at[b1]]
     notes = (f"Student and teacher: {p['student']} x{p.get('student_width', 1.0):g}, {pool_size(p):,} training images, "
              f"soft loss only at T = 4; teacher test top-1 {rows.teacher_test_top1.iloc[0]:.2f}. The random part of "
              "a student's initialisation is its seed's. Train agreement: on the clean views of the training pool, "
              "at every evaluation.\n\n**Premise** (checked before the claim):\n\n" + protocol.premise_block(facts["premise"])
              + "\n\n**Regime** (v3, the budget arm: every contrast again at twice the epochs, the same seeds; its "
                "drift in train agreement over the last 40% of training, per condition, and whether its far end "
-               "keeps the contrast's side):\n\n" + "\n".join(arm)
+               "keeps the contrast's side):\n\n" + protocol.drift_block(facts)
              + "\n\n**Comparisons** (a - b over seeds; Holm over the three of each budget; MDE: the smallest true "
                f"difference found with 80% power at this n, beside the {RULE['effect_pp']:g} pp targeted):\n"
              + protocol.comparison_lines(rows, facts, ZERO))

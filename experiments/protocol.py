@@ -113,6 +113,44 @@ def judge(rows: pd.DataFrame, curves: dict, contrasts_at, reading, pairs: dict, 
     return outcome, facts
 
 
+def metric_curves(rows: pd.DataFrame, out: Outputs, metrics) -> dict:
+    """(metric, condition, seed) -> the late-phase curve of that metric in that run (kd.regime.late_curve),
+    for a rule whose contrasts are on other metrics than test top-1 (its history read once per run)."""
+    histories = {r.run_id: pd.read_csv(out.history(r.run_id)) for r in rows.itertuples()}
+    return {(m, r.condition, r.seed): regime.late_curve(histories[r.run_id], m) for m in metrics
+            for r in rows.itertuples()}
+
+
+def metric_stability(doubled: dict, ends: dict, curves: dict) -> tuple[dict, dict]:
+    """`stability` for contrasts on several metrics (`ends`: contrast -> (metric, a, b), b None for a fixed
+    reference such as 99% agreement, whose drift is a's own; `curves` from metric_curves)."""
+    last = BUDGETS[-1]
+
+    def of(metric: str, condition: str) -> dict:
+        return {s: c for (m, cond, s), c in curves.items() if m == metric and cond == label(condition, last)}
+    drifts = {}
+    for k, (metric, a, b) in ends.items():
+        ours = of(metric, a)
+        drifts[k] = regime.drift(ours, of(metric, b) if b else {s: 0 * c for s, c in ours.items()})
+    stable = {k: regime.budget_stable(c.diff, drifts[k], -c.margin if c.margin is not None else 0.0)
+              for k, c in doubled.items()}
+    return drifts, stable
+
+
+def judge_with(rows: pd.DataFrame, contrasts_at, reading, stability_of, premise: list, powered: dict
+               ) -> tuple[str, dict]:
+    """`judge` with the budget arm's stability as a function of the contrasts at the doubled budget
+    (`stability_of(doubled) -> (drifts, stable)`, e.g. metric_stability's): the form for rules from
+    fidelity_ensembles' v3 on; `judge` stays as the rules that hash it were fixed."""
+    at = {b: contrasts_at(rows, b) for b in BUDGETS}
+    readings, rests_on = zip(*(reading(at[b]) for b in BUDGETS))
+    drifts, stable = stability_of(at[BUDGETS[-1]])
+    facts = {"contrasts": at, "readings": readings, "drifts": drifts, "stable": stable, "premise": premise}
+    underpowered = any(not at[b][k].mde <= effect for b in BUDGETS for k, effect in powered.items())
+    outcome, facts["decisive"] = verdict(readings, rests_on, stable, premise, underpowered)
+    return outcome, facts
+
+
 def premise_block(premise: list) -> str:
     return "\n".join(["| premise | value | criterion | met |", "| --- | --- | --- | --- |"] + [
         f"| {what} | {value} | {bound} | {'' if not bound else 'yes' if met else '**no**'} |"
@@ -131,6 +169,16 @@ def budget_arm_block(rows: pd.DataFrame, facts: dict, pairs: dict, by: str = "co
         lines.append(f"| {k} | {at[b1][k].outcome} | {at[b2][k].outcome} | {analysis.ci_cell(change)} | "
                      f"{facts['drifts'][k]} | {'yes' if facts['stable'][k] else '**no**'} |")
     return "\n".join(lines)
+
+
+def drift_block(facts: dict) -> str:
+    """Per contrast: its outcome at both budgets, its late-phase drift at the doubled one and whether that
+    keeps it on its side (budget_arm_block without the paired change, for contrasts on other metrics)."""
+    (b1, b2), at = BUDGETS, facts["contrasts"]
+    return "\n".join([f"| contrast | x{b1}: outcome | x{b2}: outcome | late-phase drift at x{b2} | budget-stable |",
+                      "| --- | --- | --- | --- | --- |"] + [
+        f"| {k} | {at[b1][k].outcome} | {at[b2][k].outcome} | {facts['drifts'][k]} | "
+        f"{'yes' if facts['stable'][k] else '**no**'} |" for k in facts["drifts"]])
 
 
 def comparison_lines(rows: pd.DataFrame, facts: dict, reference: str) -> str:
