@@ -3,7 +3,13 @@ scales' data, teacher families, student and recipes. The three scripts train the
 so whichever runs first pays for them."""
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from experiments import protocol
 from experiments.settings import KD_OPTIONS, REGIME, SMOKE_REGIME, pool_size, seed_range
+from kd import analysis
 from kd.config import base_config
 from kd.recipe import CIFAR_RECIPE, Recipe
 
@@ -76,3 +82,61 @@ def configs(name: str, p: dict, seeds: int, conditions) -> list[dict]:
                     c["teacher"] = {**c["teacher"], "seed": (seed - students.start) % p["teacher_seeds"]}
             out.append(c)
     return out
+
+
+# ------------------------------------------------------------------------------------------ two teachers (v3)
+# bigger_teachers and early_stopped_teachers under protocol v3: one student distilled from each of two
+# teachers, at the recipe's epochs and twice them, compared paired by seed.
+def pair_grid(name: str, p: dict, seeds: int, rungs: list[str]) -> list[dict]:
+    """Both budgets' runs from each teacher of p["ladder"] (rung label -> teacher dict)."""
+    conditions = []
+    for budget in protocol.BUDGETS:
+        at = {"recipe": p["recipe"].scaled(budget).as_dict()}
+        conditions += [(protocol.label(rung, budget), p["ladder"][rung], 1.0, at) for rung in rungs]
+    return configs(name, p, seeds, conditions)
+
+
+def pair_table(rows: pd.DataFrame, out, reference: str) -> pd.DataFrame:
+    """One line per condition: its teacher, the student's accuracy, its paired difference to the student of
+    `reference` of its budget and its final KD term; the summary (with the teachers' facts) is written."""
+    summary = analysis.summarise(rows, ["condition"]).merge(
+        rows.groupby("condition", sort=False).agg(
+            teacher_label=("teacher_label", "first"), teacher_params=("teacher_params", "first"),
+            teacher_test_top1=("teacher_test_top1", "first"), epochs=("recipe.epochs", "first"),
+            final_train_kd=("final_train_kd", "mean")).reset_index(), on="condition")
+    analysis.write_csv(summary, out.summary)
+    acc, s = analysis.metric_of(rows, "condition"), summary
+    vs = [analysis.contrast(acc(c), acc(protocol.label(reference, protocol.budget_of(c))))
+          if not c.startswith(reference) else None for c in s.condition]
+    return pd.DataFrame({
+        "condition": s.condition, "teacher": s.teacher_label, "teacher params": s.teacher_params.astype(int),
+        "teacher top-1": s.teacher_test_top1.map("{:.2f}".format), "epochs": s.epochs.astype(int),
+        "student top-1 (mean ± std)": analysis.accuracy_cells(s),
+        f"minus the {reference}'s student of its budget, paired [95% CI]": list(map(analysis.ci_cell, vs)),
+        "student final train KD term": s.final_train_kd.round(4)})
+
+
+def pair_notes(rows: pd.DataFrame, facts: dict, pairs: dict, reference: str, margin: float) -> str:
+    """The premise, the budget arm and the comparisons, as every v3 table shows them."""
+    return ("**Premise** (checked before the claim):\n\n" + protocol.premise_block(facts["premise"])
+            + "\n\n**Regime** (v3, the budget arm: the contrast again at twice the epochs, the same seeds; its "
+              "drift over the last 40% of training, per condition, and whether its far end keeps the contrast's "
+              "side):\n\n" + protocol.budget_arm_block(rows, facts, pairs)
+            + "\n\n**Comparisons** (a - b over seeds; the forms of one difference count once; MDE: the smallest "
+              f"true difference found with 80% power at this n, beside the {margin:g} pp targeted):\n"
+            + protocol.comparison_lines(rows, facts, reference))
+
+
+def pair_plot(rows: pd.DataFrame, facts: dict, rungs: list[str], margin: float, out):
+    """Each student per seed by teacher and budget, the teachers' accuracy under them; the contrasts."""
+    fig, (ours, diff_ax) = plt.subplots(1, 2, figsize=(14, 4.8))
+    rows = rows.assign(budget=[f"x{protocol.budget_of(c)}" for c in rows.condition],
+                       rung=rows.condition.str.replace(r" \(\dx budget\)", "", regex=True))
+    sns.stripplot(rows, x="rung", y="final_test_top1", hue="budget", order=rungs, dodge=True, alpha=0.6, ax=ours)
+    teachers = rows.groupby("rung")[["teacher_label", "teacher_test_top1"]].first()
+    ours.set_xticks(range(len(rungs)), [f"{r}\n{teachers.loc[r, 'teacher_label']} "
+                                        f"({teachers.loc[r, 'teacher_test_top1']:.2f}%)" for r in rungs])
+    ours.set(xlabel="", ylabel="student test top-1 (%)", title="Students per seed (dots), by budget; teacher top-1")
+    protocol.contrast_panel(diff_ax, facts["contrasts"], margin, wrap=True)
+    sns.despine(fig)
+    analysis.save_figure(fig, out.figure)

@@ -111,7 +111,7 @@ RULE_CODE = (verdict_for, reading, premise, contrasts_at, stop_epoch, protocol.j
 # ------------------------------------------------------------------------------------------ the grid
 _late = {"late_eval_every": 4}  # evaluations every 4 epochs over the late phase: the budget arm's drift
 PROFILES = {
-    # evaluated every epoch; its x1 scratch and full-KD runs are bigger_teachers' smoke runs (reused)
+    # evaluated every epoch; its full-KD runs are bigger_teachers' smoke runs (reused)
     "smoke": {**cho_common.PROFILES["smoke"], "eskd_teacher": teacher("resnet14 x0.5", "resnet14", 0.5)},
     # the converged regime of the Cho findings (1,200 images, students of 192 epochs: cho_common), distilled
     # from the published resnet20 (results/teachers/resnet20-06b4abd0b4a7, 84.43%, pinned), fresh seeds 150-156
@@ -130,8 +130,8 @@ PROFILES = {
 }
 
 
-# its scratch and full-KD runs at the recipe's budget are bigger_teachers' scratch and T=4 runs where their
-# configs match (the smoke profile): reused when those are done
+# its full-KD runs are bigger_teachers' runs from its smaller teacher where their configs match (the smoke
+# profile, at both budgets): reused when those are done
 SAME_RUNS = (bigger_teachers,)
 
 

@@ -109,7 +109,7 @@ def short(value, epochs: int = EPOCHS):
 
 def short_profile(p: dict, epochs: int = EPOCHS) -> dict:
     """The paper profile `p` in `epochs` epochs: recipes squeezed, and the settings counted in epochs (ESKD's
-    stops, early-stopped teachers' snapshots) moved to the same fraction of training."""
+    stops) moved to the same fraction of training."""
     q = short(p, epochs)
 
     def at(epoch, recipe):
@@ -117,8 +117,6 @@ def short_profile(p: dict, epochs: int = EPOCHS) -> dict:
     for key in ("stops", "verdict_stop"):
         if key in q:
             q[key] = [at(e, p["recipe"]) for e in q[key]] if isinstance(q[key], list) else at(q[key], p["recipe"])
-    if "epochs" in q:  # early_stopped_teachers: the teacher epochs its students distil from
-        q["epochs"] = [at(e, p["teacher_recipe"]) for e in q["epochs"]]
     if q["dataset"] == "imagefolder":
         q["data"] = {**q.get("data", {}), "image_size": FIXTURE_PIXELS, "workers": 2}
     return q

@@ -215,21 +215,22 @@ def test_every_paper_grid_is_valid_and_its_short_form_too(name):
 
 
 def test_published_teachers_let_a_fresh_clone_distil_from_the_same_weights(tmp_path, monkeypatch, capfd):
-    """--publish-teachers copies what the grid distils from (here a teacher and its snapshots) into
-    results/teachers; a machine with an empty cache then trains no teacher and gets the same rows."""
+    """--publish-teachers copies what the grid distils from (here two teachers: one recipe, and the same
+    recipe stopped early) into results/teachers; a machine with an empty cache then trains no teacher and
+    gets the same rows."""
     from experiments import early_stopped_teachers as est
 
     def run(root, *args):
         return harness.main(est, ["--profile", "smoke", "--seeds", "1", "--device", "cpu", "--jobs", "1",
                                   "--results-root", str(root), "--figures-root", str(root), *args])
     assert run(tmp_path / "a", "--publish-teachers") == 1  # nothing trained yet: said, nothing written
-    assert "1 teachers not published" in capfd.readouterr().err and not (tmp_path / "published").exists()
+    assert "2 teachers not published" in capfd.readouterr().err and not (tmp_path / "published").exists()
     assert run(tmp_path / "a") == 0
     assert "training teacher" in "".join(capfd.readouterr())  # the children's output too (capfd, not capsys)
     assert run(tmp_path / "a", "--publish-teachers") == 0
-    assert capfd.readouterr().out.count("published teacher") == 1
+    assert capfd.readouterr().out.count("published teacher") == 2
     published = pd.read_csv(tmp_path / "published" / "teachers.csv")
-    assert len(published) == 1 and published.snapshots.iloc[0] == "1 2"
+    assert sorted(published.epochs) == [1, 3]
 
     monkeypatch.setenv("KD_CACHE", str(tmp_path / "empty cache"))
     assert run(tmp_path / "b", "--dry-run") == 0

@@ -96,16 +96,6 @@ def test_a_snapshot_outside_the_schedule_is_a_clear_error_before_any_training(fm
     assert not (teacher_folder(spec) / "final.pt").exists()
 
 
-@pytest.mark.parametrize("profile", ["cpu", "paper"])
-def test_the_early_stopped_snapshots_are_kept_by_any_finding_that_trains_the_teacher(profile):
-    """bigger_teachers and eskd train the same teachers as early_stopped_teachers (cached, whichever runs
-    first): the snapshots it distils from are among those every teacher keeps, so it never retrains one."""
-    from experiments import early_stopped_teachers
-    from kd.teachers import default_snapshots
-    p = early_stopped_teachers.PROFILES[profile]
-    assert set(p["epochs"]) <= default_snapshots(p["teacher_recipe"].epochs)
-
-
 def test_a_published_teacher_is_used_on_a_fresh_machine_not_retrained(fmnist, tmp_path, monkeypatch):
     """What a fresh clone does: the cache is empty, results/teachers holds the weights the rows came from."""
     import pandas as pd
