@@ -29,19 +29,19 @@ def test_runs_without_a_teacher_fill_the_cores_while_teachers_train(tmp_path, mo
     students); the distilled runs follow."""
     import types
 
-    from experiments import vanillakd_data_scale as vkd
+    from experiments import eskd
     order = []
     monkeypatch.setattr(Context, "prepare", lambda self, job: order.append("teacher"))
 
     def run(config, ctx):
         order.append("scratch" if config.teacher is None else "distilled")
         raise ValueError("not trained in this test")
-    module = types.SimpleNamespace(**{k: getattr(vkd, k) for k in ("NAME", "TITLE", "CLAIM", "PROFILES",
-                                                                    "grid", "report", "verdict_for", "RULE")},
+    module = types.SimpleNamespace(**{k: getattr(eskd, k) for k in ("NAME", "TITLE", "CLAIM", "PROFILES",
+                                                                     "grid", "report", "verdict_for", "RULE")},
                                    run=run, __name__="fake")
     argv = ["--profile", "smoke", "--seeds", "1", "--device", "cpu", "--results-root", str(tmp_path),
             "--figures-root", str(tmp_path)]
     assert harness.main(module, argv, isolate=False) == 1  # every run failed, by design
     scratch = order.count("scratch")
-    assert scratch == 2 and order[:1 + scratch] == ["teacher"] + ["scratch"] * scratch
+    assert scratch == 1 and order[:1 + scratch] == ["teacher"] + ["scratch"] * scratch
     assert set(order[1 + scratch:]) == {"distilled"}

@@ -1,98 +1,102 @@
-"""VanillaKD's data-scale script passes its smoke profile: every size and method, the teacher shared by all
-sizes, the stronger recipe where the profile asks for it; its grid, and its verdict rule on made-up rows
-(tests/made_up.py)."""
+"""VanillaKD's data-scale script passes its smoke profile: both sizes and methods at both budgets from one
+teacher; its grid, and its v3 verdict rule on made-up rows (tests/made_up.py)."""
 import pandas as pd
 import pytest
 import torch
 
 from experiments import vanillakd_data_scale as vkd
 from tests.made_up import NOISE, OFFSET
+from tests.test_kdas import CRITERION, PLATEAU, f3_curves
 
 
-def test_vanillakd_smoke_distils_every_size_from_one_teacher(smoke):
+def test_vanillakd_smoke_distils_both_sizes_from_one_teacher_for_the_same_steps(smoke):
     rows = smoke("vanillakd_data_scale")
     p = vkd.PROFILES["smoke"]
     assert sorted(rows.scale.unique()) == [vkd.size_of(p, f) for f in p["scales"]]
-    assert set(rows.method_name) == {"KD", "DKD", "DIST", "BKL", "scratch"}
-    distilled = rows[rows.method_name != "scratch"]
-    assert distilled.teacher_test_top1.nunique() == 1 and distilled["teacher.pool_fraction"].eq(0.05).all()
-    assert rows[rows.method_name == "scratch"].teacher_forwards.eq(0).all()
-    strong = rows[rows.recipe_arm == "strong"]
-    assert set(strong.scale) == {vkd.size_of(p, f) for f in p["strong_scales"]}
-    assert strong["loss_options.label_smoothing"].eq(0.1).all()
-    # same steps at every size: samples processed within a batch of the profile's steps x batch
-    plain = rows[rows.recipe_arm == "plain"]
-    assert (plain.samples - p["steps"] * p["recipe"].batch_size).abs().max() <= plain.scale.max() / 2
+    assert set(rows.method_name) == {vkd.KD, vkd.DKD}
+    assert rows.teacher_test_top1.nunique() == 1 and rows["teacher.pool_fraction"].eq(0.05).all()
+    x1 = rows[~rows.condition.str.endswith("(2x budget)")]
+    assert (x1.samples - p["steps"] * p["recipe"].batch_size).abs().max() <= x1.scale.max() / 2
 
 
-# ------------------------------------------------------------------------------------------ VanillaKD: the verdict rule on made-up rows
-SIZES, RECIPE_SIZES = [600, 3000, 12000], [600, 12000]
+# ------------------------------------------------------------------------------------------ VanillaKD: the v3 rule on made-up rows
+SMALL, LARGE = 400, 1600
+GAPS = {SMALL: 2.0, LARGE: 1.0}  # DKD minus KD, pp: the gap shrinks with the data
 
 
-def vkd_rows(dkd=(1.5, 0.8, 0.0), dist_=(2.0, 1.0, -0.3), strong=(-1.0, -0.5), seeds=5, noise=NOISE, drop=()):
-    """KD, DKD and DIST per size (gaps to KD given per size), and the stronger recipe's at two sizes (its
-    change of both gaps given per recipe size), per seed."""
-    offset = OFFSET[:seeds]
-    means = {}
-    for size, g_dkd, g_dist in zip(SIZES, dkd, dist_):
-        kd = 80.0 + size / 1000
-        means.update({vkd.label(size, "KD", False): kd, vkd.label(size, "DKD", False): kd + g_dkd,
-                      vkd.label(size, "DIST", False): kd + g_dist})
-        if size in RECIPE_SIZES:
-            shift = strong[RECIPE_SIZES.index(size)]
-            means.update({vkd.label(size, "KD", True): kd + 1, vkd.label(size, "DKD", True): kd + 1 + g_dkd + shift,
-                          vkd.label(size, "DIST", True): kd + 1 + g_dist + shift})
-    return pd.DataFrame([{"condition": c, "seed": s, "final_test_top1": m + offset[s] + noise[(s + i) % 5]}
-                         for i, (c, m) in enumerate(means.items()) if c not in drop for s in range(seeds)])
+def vkd_rows(x1=None, x2=None, seeds=10, noise=NOISE / 4, plateau=None):
+    """KD and DKD at both sizes and budgets; x1 / x2 change one budget's DKD gaps (size -> gap)."""
+    rows = []
+    for budget, change in ((1, x1), (2, x2)):
+        for i, (size, g) in enumerate({**GAPS, **(change or {})}.items()):
+            kd = 80.0 + size / 400
+            for j, (method, mean) in enumerate(((vkd.KD, kd), (vkd.DKD, kd + g))):
+                rows += [{"condition": vkd.label(size, method, budget), "seed": 210 + s, "scale": size,
+                          "method_name": method, "recipe.epochs": 1500 * 128 // size * budget,
+                          "final_test_top1": mean + OFFSET[s % 5] + noise[(s + 2 * i + j) % 5] * (1 + s // 5),
+                          "teacher_train_top1": 99.0, "teacher_test_top1": 89.0, **PLATEAU, **(plateau or {})}
+                         for s in range(seeds)]
+    return pd.DataFrame(rows)
 
 
-def vkd_verdict(rows):
-    return vkd.verdict_for(rows, SIZES, RECIPE_SIZES)[0]
+def vkd_curves(rows, slopes=None):
+    """The doubled budget's late-phase curves keyed as the report keys them: (size, method, seed)."""
+    doubled = rows[rows.condition.str.endswith("(2x budget)")]
+    flat = f3_curves(doubled, slopes)
+    by = doubled.set_index(["condition", "seed"])
+    return {(by.loc[key, "scale"], by.loc[key, "method_name"], key[1]): c for key, c in flat.items()}
 
 
-def test_vanillakd_reproduced():
-    assert vkd_verdict(vkd_rows(noise=NOISE / 4)) == "reproduced"
+def vkd_verdict(rows, slopes=None):
+    return vkd.verdict_for(rows, vkd_curves(rows, slopes), CRITERION)
 
 
-@pytest.mark.parametrize("change", [
-    dict(dist_=(-1.0, 0.0, 1.0)),                 # DIST's gap grows with the data
-    dict(dkd=(0.0, 1.0, 3.0)),                    # DKD's too
-    dict(strong=(-1.0, 1.5)),                     # the stronger recipe widens the gaps at 12,000 images
-])
-def test_vanillakd_not_reproduced(change):
-    assert vkd_verdict(vkd_rows(**change)) == "not reproduced"
+def test_vanillakd_reproduced_when_the_gap_shrinks_at_both_budgets():
+    verdict, facts = vkd_verdict(vkd_rows())
+    assert verdict == "reproduced" and facts["decisive"] == [vkd.SHRINKS]
+    assert facts["contrasts"][1][vkd.SHRINKS].diff == pytest.approx(-1.0, abs=0.2)
 
 
-@pytest.mark.parametrize("change", [
-    dict(noise=6 * NOISE),                        # too noisy to show anything
-    dict(strong=(0.0, 0.0), noise=NOISE / 4),     # the recipe moves no gap
-    dict(dkd=(0.2, 0.1, 0.1), noise=NOISE / 4),   # DKD's gap stays put
-    dict(seeds=1),                                # one seed: no noise estimate
-    dict(drop=(vkd.label(12000, "DIST", True),)),  # a missing condition
-])
-def test_vanillakd_inconclusive(change):
-    assert vkd_verdict(vkd_rows(**change)) == "inconclusive"
+def test_vanillakd_not_reproduced_when_the_gap_grows_at_both_budgets():
+    grows = {LARGE: 3.0}
+    assert vkd_verdict(vkd_rows(grows, grows))[0] == "not reproduced"
 
 
-def test_vanillakd_grid_trains_every_size_for_the_same_steps_on_nested_pools():
+def test_vanillakd_budget_dependent_when_the_budgets_disagree_or_drift():
+    assert vkd_verdict(vkd_rows(None, {LARGE: 3.0}))[0] == "budget-dependent at this scale"
+    # DKD at the largest size gaining 10 pp per schedule on KD: another 40% would undo the shrink
+    verdict, facts = vkd_verdict(vkd_rows(), {vkd.label(LARGE, vkd.DKD, 2): 10.0})
+    assert verdict == "budget-dependent at this scale" and not facts["stable"][vkd.SHRINKS]
+
+
+@pytest.mark.parametrize("change", [dict(x1={SMALL: 0.0, LARGE: -1.0}),  # DKD does not beat KD at the small size
+                                    dict(plateau={"teacher_plateau_high": 2.0})])  # the teacher still gains
+def test_vanillakd_premise_not_met_is_its_own_verdict(change):
+    assert vkd_verdict(vkd_rows(**change))[0] == "premise not met at this scale"
+
+
+def test_vanillakd_open_readings_are_underpowered_or_inconclusive():
+    assert vkd_verdict(vkd_rows(noise=3 * NOISE))[0] == "underpowered at this scale"  # the premise still clear
+    flat = {LARGE: 2.0}  # the gap stays put
+    assert vkd_verdict(vkd_rows(flat, flat, noise=NOISE / 10))[0] == "inconclusive"
+
+
+def test_vanillakd_grid_trains_both_sizes_for_the_same_steps_on_nested_pools_evaluated_alike():
     from kd.data import training_pool
     p = vkd.PROFILES["cpu"]
     configs = vkd.grid(p, 1)
     by = {c["condition"]: c for c in configs}
     sizes = [vkd.size_of(p, f) for f in p["scales"]]
-    assert max(sizes) / min(sizes) >= 20 and len(sizes) >= 5
-    assert len(configs) == 3 * len(sizes) + 2 * len(p["side_scales"]) + 3 * len(p["strong_scales"])
-    for size in sizes:
-        kd = by[vkd.label(size, "KD", False)]
-        steps = kd["recipe"]["epochs"] * size / kd["recipe"]["batch_size"]
-        assert abs(steps - p["steps"]) / p["steps"] < 0.05, (size, steps)
-        assert kd["teacher"] == by[vkd.label(sizes[0], "KD", False)]["teacher"]  # one teacher, all 60,000 images
-        assert kd["teacher"]["pool_fraction"] == 1.0
-    strong = by[vkd.label(sizes[-1], "DKD", True)]
-    assert strong["recipe"]["epochs"] == 2 * by[vkd.label(sizes[-1], "DKD", False)]["recipe"]["epochs"]
-    assert strong["loss_options"]["label_smoothing"] == 0.1
-    assert "label_smoothing" not in by[vkd.label(sizes[-1], "DKD", False)]["loss_options"]
-    assert by[vkd.label(sizes[0], "scratch", False)]["teacher"] is None
+    assert sizes == [SMALL, LARGE] and len(configs) == 2 * 2 * 2
+    for budget in (1, 2):
+        for size in sizes:
+            r = by[vkd.label(size, vkd.KD, budget)]["recipe"]
+            assert r["epochs"] * size / r["batch_size"] == pytest.approx(budget * p["steps"], rel=0.05)
+            # late evaluations at the same fractions of training at every size: the gaps' curves line up
+            assert r["epochs"] % r["late_eval_every"] == 0 and r["epochs"] // r["late_eval_every"] == vkd.LATE_EVALUATIONS
+            assert by[vkd.label(size, vkd.DKD, budget)]["loss_options"]["warmup"] == round(r["epochs"] / 12)
+    teachers = {str(c["teacher"]) for c in configs}
+    assert len(teachers) == 1 and configs[0]["teacher"]["pool_fraction"] == 0.1
     targets = torch.arange(60000) % 10
-    pools = [set(training_pool(targets, f).tolist()) for f in p["scales"]]
-    assert all(a < b for a, b in zip(pools, pools[1:]))  # nested: each size holds the smaller ones
+    student, teacher = (set(training_pool(targets, f).tolist()) for f in (p["scales"][-1], 0.1))
+    assert set(training_pool(targets, p["scales"][0]).tolist()) < student < teacher  # nested, inside the teacher's
