@@ -127,7 +127,9 @@ PROFILES = {
     # late phase, pinned), fresh seeds 200-209.
     "cpu": {**cho_common.PROFILES["cpu"], "seeds": 10, "first_seed": 200, "teacher_seeds": 1,
             "ladder": ladder({**teacher("resnet32", "resnet32"), "teacher_weights": _strongest["teacher_weights"]},
-                             _dist["teacher_recipe"], 60), "teacher_recipe": _dist["teacher_recipe"],
+                             _dist["teacher_recipe"], 60, early_weights=(  # resnet32-7d7c53920226, 84.50%
+                                 "422bf8616637495fbc2e50b32710b2cfcac02adccfef048cb35adb102c8b4630")),
+            "teacher_recipe": _dist["teacher_recipe"],
             "recipe": dataclasses.replace(cho_common.PROFILES["cpu"]["recipe"], **_late)},
     # the paper's CIFAR-10 largest teacher (cho_common), a quarter of its schedule against all of it
     "paper": {**cho_common.PROFILES["paper"],
