@@ -97,16 +97,15 @@ def premise(rows: pd.DataFrame, criterion: dict) -> list[tuple[str, str, str, bo
             *protocol.teacher_premise(rows, criterion, RULE["lr_below"])]
 
 
-def stability(doubled: dict, curves: dict) -> tuple[dict, dict]:
+def stability(doubled: dict, curves: dict, sizes: list[int]) -> tuple[dict, dict]:
     """The budget arm at the doubled budget: the paired late-phase drift of the gap's change with the size
-    ((DKD - KD) at the largest size minus at the smallest, from each run's late curve; evaluations at the same
-    fractions of training at every size) and whether its far end keeps the contrast on its side."""
-    small, large = (min(size for size, *_ in curves), max(size for size, *_ in curves))
-
+    ((DKD - KD) at the largest size minus at the smallest, from each run's late curve, protocol.late_curves;
+    evaluations at the same fractions of training at every size) and whether its far end keeps the contrast on
+    its side."""
     def gaps(size: int) -> dict:
-        ours = {s: c for (z, m, s), c in curves.items() if z == size and m == DKD}
-        return {s: c - curves[(size, KD, s)] for s, c in ours.items() if (size, KD, s) in curves}
-    drifts = {SHRINKS: regime.drift(gaps(large), gaps(small))}
+        dkd, kd = (protocol.curves_of(curves, label(size, m, RULE["budgets"][-1])) for m in (DKD, KD))
+        return {s: c - kd[s] for s, c in dkd.items() if s in kd}
+    drifts = {SHRINKS: regime.drift(gaps(sizes[-1]), gaps(sizes[0]))}
     return drifts, {SHRINKS: regime.budget_stable(doubled[SHRINKS].diff, drifts[SHRINKS])}
 
 
@@ -126,7 +125,8 @@ def verdict_for(rows: pd.DataFrame, curves: dict, criterion: dict) -> tuple[str,
     both are open and the contrast's MDE is above 0.75 pp (the paper's shrink of DKD's gap) at either budget.
     Else, reproduced: both hold. not reproduced: both are contradicted. inconclusive: both are open."""
     x1 = rows[rows.condition.map(protocol.budget_of) == 1]
-    return protocol.judge_with(rows, contrasts_at, reading, lambda doubled: stability(doubled, curves),
+    sizes = sorted(rows.scale.unique())
+    return protocol.judge_with(rows, contrasts_at, reading, lambda doubled: stability(doubled, curves, sizes),
                                premise(x1, criterion), {SHRINKS: RULE["effect_pp"]})
 
 
@@ -215,9 +215,7 @@ def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
     summary["gap_low"] = [g.low if g else np.nan for g in gaps]
     summary["gap_high"] = [g.high if g else np.nan for g in gaps]
     analysis.write_csv(summary, out.summary)
-    histories = {r.run_id: pd.read_csv(out.history(r.run_id)) for r in rows.itertuples()}
-    curves = {(r.scale, r.method_name, r.seed): regime.late_curve(histories[r.run_id])
-              for r in rows[rows.budget == RULE["budgets"][-1]].itertuples()}
+    curves = protocol.late_curves(rows[rows.budget == RULE["budgets"][-1]], out)  # the budget arm reads x2's only
     verdict, facts = verdict_for(rows, curves, p["regime"])
     n_train = DATASETS[p["dataset"]].num_train
     table = pd.DataFrame({
