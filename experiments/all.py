@@ -20,7 +20,7 @@ if not __package__:  # `python experiments/<name>.py`: run it as `python -m expe
 from experiments import report
 from experiments.findings import FINDINGS, module_of
 from kd import harness, preflight
-from kd.costs import MeasuredCosts, cost_line, costs, gpu_hours, teachers_to_train
+from kd.costs import DataPath, MeasuredCosts, cost_line, costs, gpu_hours, teachers_to_train
 from kd.device import resolve_device
 from kd.errors import KDError
 
@@ -30,9 +30,15 @@ def measured(cache: dict, device) -> MeasuredCosts:
     return MeasuredCosts.timed_here(cache, device) if device.type == "cuda" else MeasuredCosts()
 
 
+def one_data_path(paths: list[DataPath]) -> DataPath | None:
+    """The findings' data path, where they share one (else the total prices the models alone: each finding's
+    line has its own)."""
+    return paths[0] if len(set(paths)) == 1 else None
+
+
 def dry_run(argv: list[str]) -> int:
     total, teachers, cache, todo_all, teachers_all, planned_by = 0.0, {}, {}, [], {}, {}
-    device = None
+    device, data_paths = None, []
     print(f"all --profile {harness.parse_args(module_of(FINDINGS[0]), argv).profile}: {len(FINDINGS)} findings")
     for name in FINDINGS:
         module = module_of(name)
@@ -45,6 +51,7 @@ def dry_run(argv: list[str]) -> int:
         for c in todo:  # a later finding that shares runs with this one reuses them
             planned_by.setdefault(c.training_id, name)
         runs, needed = costs(args, p, todo, cache)
+        data_paths.append(DataPath.of(p, args.cpus_per_gpu))
         device = resolve_device(args.device)
         new = {k: v for k, v in needed.items() if k not in teachers}
         teachers.update(new)
@@ -55,13 +62,13 @@ def dry_run(argv: list[str]) -> int:
         todo_all += todo
         print(f"{name:24s} {len(configs):4d} runs, {len(todo):4d} to run: "
               f"{cost_line(sum(runs.values()), sum(new.values()), args.jobs, device)}; "
-              f"{gpu_hours(todo, fresh, measured(cache, device))}")
+              f"{gpu_hours(todo, fresh, measured(cache, device), data_paths[-1])}")
     if device.type == "cuda":
         MeasuredCosts.save(cache, device)
     print(f"all findings: {cost_line(total, sum(teachers.values()), args.jobs, device)}"
           "; teachers train in parallel with --jobs, so the wall time is about (runs + teachers) / jobs; "
-          f"{gpu_hours(todo_all, list(teachers_all.values()), measured(cache, device))}; "
-          f"{len(todo_all)} runs after {len(teachers_all)} teacher jobs")
+          f"{gpu_hours(todo_all, list(teachers_all.values()), measured(cache, device), one_data_path(data_paths))}"
+          f"; {len(todo_all)} runs after {len(teachers_all)} teacher jobs")
     return 0
 
 

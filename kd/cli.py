@@ -32,6 +32,9 @@ def _common(p: argparse.ArgumentParser):
     g.add_argument("--data-dir", help="dataset folder (default: $KD_DATA, then the Debian package path)")
     g.add_argument("--subset-fraction", type=float, default=1.0,
                    help="train on a seeded class-balanced fraction of the training set, in (0, 1]")
+    g.add_argument("--decode", choices=["pil", "once"], default="pil",
+                   help="imagefolder: decode every epoch with PIL (the papers' views), or once into a uint8 cache "
+                        "with crops on the training device (faster; crops from the centre square, kd/folder_cache.py)")
     g = p.add_argument_group("optimisation (defaults: the dataset's recipe)")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int)
@@ -79,6 +82,8 @@ def _check_inputs(args, *models: tuple[str, float]):
     from kd.models import create_model
     if args.dataset not in DATASETS:
         raise KDError(f"Unknown dataset '{args.dataset}'. Valid datasets: {', '.join(DATASETS)}.")
+    if getattr(args, "decode", "pil") != "pil" and args.dataset != "imagefolder":
+        raise KDError(f"--decode {args.decode} is for imagefolder data; {args.dataset} is held as tensors already.")
     for name, width in models:
         create_model(name, 10, 1, width)
     for flag in ("seed", "teacher_seed"):
@@ -92,12 +97,16 @@ def _check_inputs(args, *models: tuple[str, float]):
                       "pip install tensorboard (or leave --log at csv).")
 
 
+def data_options(args) -> dict:
+    return {"decode": args.decode} if getattr(args, "decode", "pil") != "pil" else {}
+
+
 def _load(args):
     """Device and data first (a missing dataset is the first thing said), then the recipe."""
     from kd.datasets import load_dataset
     from kd.device import resolve_device
     device = resolve_device(args.device)
-    data = load_dataset(args.dataset, args.data_dir, device)
+    data = load_dataset(args.dataset, args.data_dir, device, **data_options(args))
     return device, data, recipe_from_args(args)
 
 
@@ -172,7 +181,8 @@ def cmd_distill(args):
                       "model --teacher names).")
     if args.teacher_ckpt and not Path(args.teacher_ckpt).is_file():
         raise KDError(f"Teacher checkpoint {args.teacher_ckpt} does not exist.")
-    ctx = Context({"dataset": args.dataset}, args.device, args.data_dir, out=_outputs(args))
+    ctx = Context({"dataset": args.dataset, "data": data_options(args)}, args.device, args.data_dir,
+                  out=_outputs(args))
     ctx.data  # a missing dataset is the first thing said, before the recipe
     recipe = recipe_from_args(args)
     if args.loss == "dkd" and args.warmup is None:  # DKD's 20 warm-up epochs are mdistiller's 240-epoch setting
@@ -197,7 +207,8 @@ def cmd_distill(args):
         teacher = {"model": args.teacher, "width": args.teacher_width, "recipe": t_recipe.as_dict(),
                    "seed": args.teacher_seed, "pool_fraction": args.teacher_subset_fraction}
     config = {"experiment": "cli", "kind": "distill", "condition": f"{args.loss} {args.student}",
-              "seed": args.seed, "dataset": args.dataset, "data_options": {}, "pool_fraction": args.subset_fraction,
+              "seed": args.seed, "dataset": args.dataset, "data_options": data_options(args),
+              "pool_fraction": args.subset_fraction,
               "student": args.student, "student_width": args.width, "teacher": teacher,
               "recipe": recipe.as_dict(), "loss": args.loss, "loss_options": options}
     config = RunConfig.from_dict(config).check()

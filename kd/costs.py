@@ -4,7 +4,7 @@ samples a run trains on and the distinct views its teacher meets; the dry run pr
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +24,10 @@ REPO = records.REPO
 # Per-sample costs measured on GPUs by `--dry-run --device cuda` (one row per model, width, pass and input
 # shape), so that a dry run anywhere can price a paper profile in GPU-hours of that GPU.
 GPU_COSTS = REPO / "results" / "benchmarks" / "per_sample_costs.csv"
+# Training images one CPU core prepares a second on each folder-data path (benchmarks/imagenet_data.py): a
+# GPU run on an ImageNet tree goes no faster than its data path, so it is priced as the slower of the two.
+DATA_RATES = REPO / "results" / "benchmarks" / "imagenet_data.csv"
+RATE_COLUMN = {"pil": "images_per_s_per_core: pil", "once": "images_per_s_per_core: once_gather"}
 
 
 def architecture(name: str) -> str:
@@ -119,18 +123,71 @@ class MeasuredCosts(dict):
                                            "date": time.strftime("%Y-%m-%d")})
 
 
-def gpu_hours(todo: list[RunConfig], teachers: list[RunConfig], measured: MeasuredCosts) -> str:
-    """The runs' and teachers' GPU-hours from measured per-sample costs, or why they cannot be given."""
+@dataclass(frozen=True)
+class DataPath:
+    """What feeds one GPU a folder dataset: `cores` CPU cores at `per_core` training images a second each
+    (None: not measured), by the latest row of DATA_RATES, measured on `cpu`."""
+    decode: str
+    cores: int
+    per_core: float | None = None
+    cpu: str = ""
+
+    @classmethod
+    def of(cls, p: dict, cores: int, path: Path | None = None) -> "DataPath":
+        decode = p.get("data", {}).get("decode", "pil")
+        path = Path(path or DATA_RATES)
+        rows = records.read_rows(path) if path.is_file() else pd.DataFrame()
+        if rows.empty or RATE_COLUMN[decode] not in rows:
+            return cls(decode, cores)
+        rate = pd.to_numeric(rows[RATE_COLUMN[decode]], errors="coerce")
+        if not rate.iloc[-1] > 0:
+            raise KDError(f"The data-path table {path} is damaged: its last row's {RATE_COLUMN[decode]} is not a "
+                          f"positive number. Nothing was priced. Restore it (`git checkout -- {path}`) or measure "
+                          f"again with `python -m benchmarks.imagenet_data`.")
+        return cls(decode, cores, float(rate.iloc[-1]), str(rows["device"].iloc[-1]))
+
+    def seconds(self, config: RunConfig) -> float | None:
+        """Seconds the data path needs for the run's training images; None where the data are tensors already
+        (CIFAR, Fashion-MNIST: crops on the GPU) or the path is not measured."""
+        if DATASETS[config.dataset].views is not None or self.per_core is None:
+            return None
+        return config.train_size * config.recipe.epochs / (self.per_core * self.cores)
+
+
+def gpu_hours(todo: list[RunConfig], teachers: list[RunConfig], measured: MeasuredCosts,
+              data: DataPath | None = None) -> str:
+    """The runs' and teachers' GPU-hours from measured per-sample costs, each run the slower of its model and
+    its data path (folder data), or why they cannot be given."""
     if measured.device is None:
         return f"no GPU costs measured yet ({measured.source}: run `--dry-run --device cuda` on a GPU)"
+    gpu = torch.device("cuda")  # a device object only, for the batch sizes the costs were measured at
+    bound, extra = 0, 0.0
+
+    def hours(configs):
+        nonlocal bound, extra
+        total = 0.0
+        for c in configs:
+            model = estimate_seconds(c, gpu, measured)
+            feed = data.seconds(c) if data is not None else None
+            if feed is not None and feed > model:
+                bound, extra = bound + 1, extra + (feed - model) / 3600
+            total += max(model, feed or 0.0)
+        return total / 3600
     try:
-        gpu = torch.device("cuda")  # a device object only, for the batch sizes the costs were measured at
-        run_h = sum(estimate_seconds(c, gpu, measured) for c in todo) / 3600
-        teacher_h = sum(estimate_seconds(c, gpu, measured) for c in teachers) / 3600
+        run_h, teacher_h = hours(todo), hours(teachers)
     except KeyError as missing:
         return f"no measured {measured.device} cost for {missing.args[0]}"
-    return (f"{run_h + teacher_h:.1f} GPU-hours on one {measured.device} ({run_h:.1f} runs + {teacher_h:.1f} "
+    line = (f"{run_h + teacher_h:.1f} GPU-hours on one {measured.device} ({run_h:.1f} runs + {teacher_h:.1f} "
             f"teachers; per-sample costs measured there: {measured.source})")
+    folder = [c for c in todo + teachers if DATASETS[c.dataset].views is None]
+    if folder and data is not None and data.per_core is None:
+        line += (f"; the {data.decode} data path is not priced (no measurement in "
+                 f"{DATA_RATES.relative_to(REPO)}: run `python -m benchmarks.imagenet_data`)")
+    elif folder and data is not None:
+        line += (f"; the data path ({data.decode} decode, {data.per_core:,.0f} images/s per core measured on "
+                 f"{data.cpu}, {data.cores} cores per GPU: --cpus-per-gpu) is slower than the model in {bound} of "
+                 f"{len(folder)} jobs on folder data, {extra:.1f} of those GPU-hours")
+    return line
 
 
 def costs(args, p: dict, todo: list[RunConfig], cache: dict) -> tuple[dict, dict]:

@@ -233,10 +233,7 @@ class FolderData(LoaderData):
     def __init__(self, root: Path, image_size: int = 224, workers: int = 8):
         from timm.data import create_transform
         from torchvision import datasets
-        for sub in ("train", "val"):
-            if not (root / sub).is_dir():
-                raise KDError(f"ImageFolder data needs {root}/train/<class>/... and {root}/val/<class>/...; "
-                              f"{root / sub} is missing. Point --data-dir at the folder that holds both.")
+        check_tree(root)
         mean, std = MEAN_STD["imagefolder"]
         # the papers' ImageNet views: random resized crop + flip (no colour jitter); resize to 256/224, centre crop
         clean = create_transform(image_size, is_training=False, crop_pct=224 / 256, mean=mean, std=std)
@@ -254,6 +251,14 @@ class FolderData(LoaderData):
         train_clean.transform = clean
         super().__init__(train, val, train_clean, len(train.classes),
                          f"imagefolder:{root}", workers)
+
+
+def check_tree(root: Path):
+    for sub in ("train", "val"):
+        if not (root / sub).is_dir():
+            raise KDError(f"ImageFolder data needs {root}/train/<class>/... and {root}/val/<class>/...; "
+                          f"{root / sub} is missing. Point --data-dir at the folder that holds both.")
+
 
 class _Indexed(torch.utils.data.Dataset):
     def __init__(self, ds):

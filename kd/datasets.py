@@ -18,6 +18,7 @@ from torch import Tensor
 
 from kd.data import MEAN_STD, Dataset, FolderData, TensorData, balanced_subset
 from kd.errors import KDError
+from kd.folder_cache import PredecodedFolderData
 from kd.records import cache_dir
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
@@ -153,9 +154,16 @@ def _cifar(num_classes: int):
     return load
 
 
-def _imagefolder(data_dir=None, image_size: int = 224, workers: int = 8, **_) -> FolderData:
+def _imagefolder(data_dir=None, image_size: int = 224, workers: int = 8, decode: str = "pil", **_) -> Dataset:
+    """decode="pil": every image decoded and augmented per epoch by PIL in DataLoader workers (the papers' views);
+    "once": decoded once into a uint8 cache, crops made on the training device (kd/folder_cache.py)."""
     if not data_dir:
         raise KDError("The imagefolder dataset needs --data-dir pointing at a folder with train/ and val/.")
+    if decode not in ("pil", "once"):
+        raise KDError(f"Unknown decode '{decode}' for imagefolder data: use pil (per epoch, the papers' views) or "
+                      f"once (a uint8 cache, crops on the training device).")
+    if decode == "once":
+        return PredecodedFolderData(Path(data_dir), image_size, workers)
     return FolderData(Path(data_dir), image_size, workers)
 
 

@@ -42,10 +42,10 @@ import pandas as pd
 from kd import distributed, preflight, records, replicate
 from kd.analysis import Outputs, plot_style, rule_of, teacher_weights_note
 from kd.config import RunConfig, teacher_jobs
-from kd.costs import MeasuredCosts, cost_line, costs, gpu_hours, teachers_to_train
+from kd.costs import DataPath, MeasuredCosts, cost_line, costs, gpu_hours, teachers_to_train
 from kd.device import resolve_device
 from kd.errors import KDError, os_failure
-from kd.launch import available_cores, held, log, sweep
+from kd.launch import available_cores, gpus_visible, held, log, sweep
 from kd.run import Context, check_teachers
 from kd.teachers import publish_teacher
 
@@ -104,7 +104,8 @@ def dry_run(module, args, p: dict, configs: list[RunConfig], todo: list[RunConfi
     if device.type == "cuda":
         MeasuredCosts.save(cache, device)
         measured = MeasuredCosts.timed_here(cache, device)
-    print(f"{gpu_hours(todo, list(teachers_to_train(todo, p, args).values()), measured)}; "
+    data = DataPath.of(p, args.cpus_per_gpu)
+    print(f"{gpu_hours(todo, list(teachers_to_train(todo, p, args).values()), measured, data)}; "
           f"a Slurm array of {len(todo)} runs after {len(teachers)} teacher jobs")
     return 0
 
@@ -118,9 +119,14 @@ def parse_args(module, argv=None):
     ap.add_argument("--seeds", type=int, help="number of seeds (default: the profile's)")
     ap.add_argument("--data-dir", help="dataset folder (default: $KD_DATA, then the Debian package path)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
-    ap.add_argument("--jobs", type=int, default=available_cores(),
+    ap.add_argument("--jobs", type=int,
                     help="runs trained at once, one process and one thread each, so that results do not "
-                         "depend on it (default: the cores available, here %(default)s)")
+                         f"depend on it (default: the cores available, here {available_cores()}; with --device "
+                         "cuda: the GPUs visible x --runs-per-gpu)")
+    ap.add_argument("--runs-per-gpu", type=int, default=1,
+                    help="with --device cuda: runs trained at once on each visible GPU, each a process of its own "
+                         "(small CIFAR models leave a GPU mostly idle: their steps wait on kernel launches). "
+                         "Rows record it (default %(default)s)")
     only = ap.add_mutually_exclusive_group()
     only.add_argument("--dry-run", action="store_true", help="list the runs and their estimated cost; train nothing")
     only.add_argument("--plot-only", action="store_true",
@@ -148,6 +154,10 @@ def parse_args(module, argv=None):
                        help="minutes per job before Slurm stops it; submitit requeues it and the run resumes "
                             "from its saved state (default %(default)s)")
     slurm.add_argument("--array-parallelism", type=int, default=16, help="jobs of an array running at once")
+    ap.add_argument("--cpus-per-gpu", type=int, default=8,
+                    help="CPU cores that feed each GPU: the dry run prices a run on folder data as the slower of its "
+                         "model and this many cores' data path; a Slurm job asks for this many per GPU (default "
+                         "%(default)s)")
     ap.add_argument("--sync-bn", action="store_true",
                     help="under torchrun on GPUs: batch norm over the whole batch (SyncBatchNorm), not per rank")
     ap.add_argument("--out", type=Path, help="put the results and the figure under this folder (OUT/results/<name>/"
@@ -155,6 +165,8 @@ def parse_args(module, argv=None):
     ap.add_argument("--results-root", type=Path, help=argparse.SUPPRESS)  # the results (figures: beside them)
     ap.add_argument("--figures-root", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.jobs is None:
+        args.jobs = gpus_visible(args.device) * args.runs_per_gpu or available_cores()
     if args.replicate and args.publish_teachers:
         ap.error("--replicate distils from the published teachers; it does not publish any")
     args.committed_root = args.results_root or REPO / "results"  # the rows a replica is compared with

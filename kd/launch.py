@@ -28,16 +28,39 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def gpus_visible(device: str) -> int:
+    """GPUs a sweep with this --device spreads its runs over: all visible ones for cuda (or auto on a machine
+    with CUDA), one for cuda:N, none on a CPU."""
+    if device.startswith("cuda:"):
+        return 1
+    if device == "cuda" or (device == "auto" and torch.cuda.is_available()):
+        return torch.cuda.device_count()
+    return 0
+
+
+def placements(device: str, runners: int, gpus: int) -> list[str]:
+    """The device of each run process: on several GPUs, process i on GPU i % gpus, so that --jobs = GPUs x
+    --runs-per-gpu puts that many on each; otherwise the device asked for. Each process has its own CUDA
+    context, and cuDNN picks its kernels by heuristics (torch's default, not by timing: benchmark mode is
+    off), so what shares a GPU changes a run's speed, not its numbers; what differs between two runs of one
+    config is CUDA's own nondeterminism (atomic adds in some backward kernels), packed or not."""
+    if gpus <= 1 or device.startswith("cuda:"):
+        return [device] * runners
+    return [f"cuda:{i % gpus}" for i in range(runners)]
+
+
 def sweep(module, args, p: dict, out: Outputs, todo: list[RunConfig], isolate: bool) -> list[str]:
     """Train the runs not yet done, `args.jobs` at once, one row each in runs.csv; a failed run is recorded
     and the sweep goes on. Teachers the runs need are trained first, in parallel. Returns the failed ids."""
     device = resolve_device(args.device)  # checked with every option before (kd.preflight)
     teachers = teacher_jobs(todo)
     if isolate:  # one thread per run: a run's numbers do not depend on --jobs or the core count
-        runners = [ChildRunner(child_runs, importable_name(module), args.profile, args.device, args.data_dir, out,
-                               threads=1) for _ in range(max(1, min(args.jobs, len(todo))))]
+        places = placements(args.device, max(1, min(args.jobs, len(todo))), gpus_visible(args.device))
+        runners = [ChildRunner(child_runs, importable_name(module), args.profile, where, args.data_dir, out,
+                               threads=1) for where in places]
+        packing = max(places.count(where) for where in places)
     else:
-        runners = [in_process_runs(module, Context(p, args.device, args.data_dir, out=out))]
+        runners, packing = [in_process_runs(module, Context(p, args.device, args.data_dir, out=out))], 1
     failed, lock, start, stopping = [], threading.Lock(), time.perf_counter(), threading.Event()
 
     def record(config, result=None, error=None):
@@ -45,6 +68,8 @@ def sweep(module, args, p: dict, out: Outputs, todo: list[RunConfig], isolate: b
             status = "interrupted" if error is not None and stopping.is_set() else "failed"
             if status == "interrupted":  # its process was stopped with the sweep: that is the cause
                 error = RunFailed("stopped with the sweep (Ctrl-C or SIGTERM)")
+            if result is not None and device.type == "cuda":  # the packing the run trained in
+                result.setdefault("extra", {})["runs_per_gpu"] = packing
             write_result(out, config, result, error, device, args.profile, args.keep_state, status=status)
             if error is not None:
                 failed.append(config.run_id)

@@ -52,6 +52,8 @@ def launcher(args):
     """--jobs, --device and the Slurm options of an experiment's command line."""
     if args.jobs < 1:
         raise KDError(f"--jobs must be >= 1, got {args.jobs}.")
+    if args.cpus_per_gpu < 1:
+        raise KDError(f"--cpus-per-gpu must be >= 1, got {args.cpus_per_gpu}.")
     resolve_device(args.device)
     if args.launcher == "processes":
         return

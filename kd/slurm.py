@@ -64,7 +64,7 @@ def executor(module, args, out: Outputs):
     cluster = "local" if args.launcher == "submitit-local" else "slurm"
     ex = submitit.AutoExecutor(folder=out.results / "submitit" / "%j", cluster=cluster)
     ex.update_parameters(name=f"kd-{module.NAME}", timeout_min=args.time, gpus_per_node=args.gpus_per_run,
-                         tasks_per_node=1, cpus_per_task=max(1, 4 * args.gpus_per_run),
+                         tasks_per_node=1, cpus_per_task=max(1, args.cpus_per_gpu * args.gpus_per_run),
                          slurm_array_parallelism=args.array_parallelism,
                          **({"slurm_partition": args.partition} if args.partition else {}))
     return ex

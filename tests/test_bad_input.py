@@ -155,6 +155,9 @@ CLI_CASES = [
     (["train", "--model", "resnet8", *TINY], "(from $KD_DATA) does not exist", {"KD_DATA": W("missing")}),
     (["train", "--model", "resnet18", "--dataset", "imagefolder", "--data-dir", W("folders", "nothing"), *TINY],
      "Couldn't find any class folder"),
+    (["train", "--model", "resnet18", "--dataset", "imagefolder", "--decode", "once", "--data-dir",
+      W("folders", "nothing"), *TINY], "Couldn't find any class folder"),
+    (["train", "--model", "resnet8", "--decode", "once", *TINY], "--decode once is for imagefolder data"),
     (["train", "--model", "resnet18", "--dataset", "imagefolder", "--data-dir", W("folders", "no-images"), *TINY],
      "Found no valid file for the classes cat"),
     (["train", "--model", "resnet18", "--dataset", "imagefolder", "--data-dir", W("folders", "no-val"), *TINY],
@@ -186,6 +189,7 @@ EXPERIMENT_CASES = [(name, args, words) for name in EXPERIMENTS for args, words 
     # issue 36: options in range and launchers, checked before another finding's rows are reused or written
     ("kdas_finding3", ["--seeds", "1000000"], "more than 1000 seeds per condition"),
     ("eskd", ["--jobs", "0"], "--jobs must be >= 1"),
+    ("eskd", ["--cpus-per-gpu", "0"], "--cpus-per-gpu must be >= 1"),
     ("eskd", ["--device", "cuda"], "no CUDA GPU is visible"),
     ("kdas_finding4", ["--launcher", "slurm", "--partition", "gpu"], "sbatch, which is not installed here"),
     ("eskd", ["--launcher", "submitit-local", "--time", "0"], "--time must be >= 1"),

@@ -12,7 +12,7 @@ from kd.errors import KDError
 
 class _FlatCost(dict):
     """Every per-sample cost is 1 ms: the GPU-hours are then samples x 1 ms, checkable by hand."""
-    read_only = True
+    read_only, device, source = True, "Test GPU", "by hand"
 
     def __contains__(self, key):
         self.setdefault(key, 1e-3)
@@ -65,3 +65,38 @@ def test_measured_costs_are_the_median_of_the_latest_gpus_measurements(tmp_path)
     with pytest.raises(KDError, match=r"damaged: seconds_per_sample is not a positive number on line\(s\) 4, 5\."):
         MeasuredCosts(costs)
     assert costs.read_text() == damaged
+
+
+def test_a_run_on_folder_data_costs_the_slower_of_its_model_and_its_data_path(tmp_path):
+    """A GPU trains an ImageNet run no faster than its CPU cores decode and crop the images: with a model
+    step of 1 ms per sample and a data path of 100 images/s per core on 4 cores (400/s), every ImageNet run
+    costs its images / 400 s; CIFAR runs are the model alone; a missing table says so; a damaged one is an
+    error that names it."""
+    import importlib
+
+    from kd.costs import DataPath, gpu_hours
+    module = importlib.import_module("experiments.eskd")
+    args = harness.parse_args(module, ["--profile", "paper", "--device", "cpu", "--results-root", str(tmp_path),
+                                       "--data-dir", str(tmp_path)])
+    p, _, _, todo, _ = harness.plan(module, args)
+    assert p["dataset"] == "imagefolder"
+    rates = tmp_path / "imagenet_data.csv"
+    pd.DataFrame([{"images_per_s_per_core: pil": 1e9, "device": "Old CPU"},
+                  {"images_per_s_per_core: pil": 100.0, "device": "Test CPU"}]).to_csv(rates, index=False)
+    data = DataPath.of(p, cores=4, path=rates)
+    assert (data.decode, data.per_core, data.cpu) == ("pil", 100.0, "Test CPU")
+    flat = _FlatCost()
+    images = sum(c.train_size * c.recipe.epochs for c in todo)
+    line = gpu_hours(todo, [], flat, data)
+    assert f"{images / 400 / 3600:.1f} GPU-hours" in line
+    assert f"slower than the model in {len(todo)} of {len(todo)} jobs on folder data" in line
+    model_only = sum(estimate_seconds(c, torch.device("cuda"), flat) for c in todo) / 3600
+    assert f"{model_only:.1f} GPU-hours" in gpu_hours(todo, [], flat, DataPath.of(p, cores=10**6, path=rates))
+    assert "data path is not priced" in gpu_hours(todo, [], flat, DataPath.of(p, 4, tmp_path / "none.csv"))
+    cifar = importlib.import_module("experiments.kdas_finding3")
+    cifar_args = harness.parse_args(cifar, ["--profile", "paper", "--device", "cpu", "--results-root", str(tmp_path)])
+    cifar_todo = harness.plan(cifar, cifar_args)[3]
+    assert data.seconds(cifar_todo[0]) is None and "data path" not in gpu_hours(cifar_todo[:2], [], flat, data)
+    rates.write_text(rates.read_text().replace("100.0", "fast"))
+    with pytest.raises(KDError, match="imagenet_data.csv is damaged"):
+        DataPath.of(p, 4, rates)

@@ -45,3 +45,22 @@ def test_runs_without_a_teacher_fill_the_cores_while_teachers_train(tmp_path, mo
     scratch = order.count("scratch")
     assert scratch == 1 and order[:1 + scratch] == ["teacher"] + ["scratch"] * scratch
     assert set(order[1 + scratch:]) == {"distilled"}
+
+
+def test_runs_spread_over_the_visible_gpus_several_per_gpu(monkeypatch):
+    """--device cuda with GPUs visible: --jobs defaults to GPUs x --runs-per-gpu, process i on GPU i % GPUs;
+    cuda:N keeps every run there; on a CPU --jobs stays the core count."""
+    import importlib
+
+    from kd import harness
+    from kd.launch import available_cores, gpus_visible, placements
+    assert placements("cuda", 8, 2) == ["cuda:0", "cuda:1"] * 4
+    assert placements("cuda", 3, 4) == ["cuda:0", "cuda:1", "cuda:2"]
+    assert placements("cuda:1", 3, 1) == ["cuda:1"] * 3 and placements("cpu", 2, 0) == ["cpu", "cpu"]
+    module = importlib.import_module("experiments.kdas_finding3")
+    assert harness.parse_args(module, ["--device", "cpu"]).jobs == available_cores()
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+    assert gpus_visible("cuda") == 2 and gpus_visible("auto") == 2 and gpus_visible("cuda:1") == 1
+    assert harness.parse_args(module, ["--device", "cuda", "--runs-per-gpu", "4"]).jobs == 8
+    assert harness.parse_args(module, ["--device", "cuda", "--runs-per-gpu", "4", "--jobs", "3"]).jobs == 3
