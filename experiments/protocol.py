@@ -181,12 +181,16 @@ def drift_block(facts: dict) -> str:
         f"{'yes' if facts['stable'][k] else '**no**'} |" for k in facts["drifts"]])
 
 
-def comparison_lines(rows: pd.DataFrame, facts: dict, reference: str) -> str:
-    """One line per budget: its reading and every contrast of its family (`reference`: the condition whose
-    epochs name the budget)."""
+def comparison_lines(rows: pd.DataFrame, facts: dict, reference: str, length=None) -> str:
+    """One line per budget: its reading and every contrast of its family. A budget is named by its length:
+    `length(budget)` where given (a text), else the epochs of the `reference` condition at that budget."""
+    def named(b):
+        if length is not None:
+            return length(b)
+        return f"{int(rows.loc[rows.condition == label(reference, b), 'recipe.epochs'].iloc[0])} epochs"
     return "\n".join(
-        analysis.verdict_line(f"x{b} budget ({int(rows.loc[rows.condition == label(reference, b), 'recipe.epochs'].iloc[0])}"
-                              f" epochs), reading: {facts['readings'][i]}", "", facts["contrasts"][b]).replace(" ****;", "")
+        analysis.verdict_line(f"x{b} budget ({named(b)}), reading: {facts['readings'][i]}", "",
+                              facts["contrasts"][b]).replace(" ****;", "")
         for i, b in enumerate(BUDGETS))
 
 

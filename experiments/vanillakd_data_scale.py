@@ -231,9 +231,7 @@ def report(rows: pd.DataFrame, p: dict, out: Outputs) -> str:
         f"{DKD} minus {KD} (same size and budget), paired [95% CI]": [analysis.ci_cell(g) for g in gaps],
         "samples processed": summary.samples.round().astype(int)})
     steps = f"{p['steps']} steps of batch {p['recipe'].batch_size}" if p["steps"] else f"{p['recipe'].epochs} epochs"
-    lines = "\n".join(analysis.verdict_line(f"x{b} budget ({b} x {steps}), reading: {facts['readings'][i]}", "",
-                                            facts["contrasts"][b]).replace(" ****;", "")
-                      for i, b in enumerate(RULE["budgets"]))
+    lines = protocol.comparison_lines(rows, facts, KD, length=lambda b: f"{b} x {steps}")
     t = p["teacher"] + (" (pretrained)" if p.get("teacher_pretrained") else "")
     notes = (f"**Settings** (the VanillaKD code's): hard : soft loss 1 : 1, temperature 1; DKD alpha 1, beta 2. "
              f"Teacher {t}, test top-1 {rows.teacher_test_top1.dropna().iloc[0]:.2f}, trained on "
