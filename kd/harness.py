@@ -166,7 +166,7 @@ def parse_args(module, argv=None):
     ap.add_argument("--figures-root", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.jobs is None:
-        args.jobs = gpus_visible(args.device) * args.runs_per_gpu or available_cores()
+        args.jobs = gpus_visible(args.device) * max(1, args.runs_per_gpu) or available_cores()  # K < 1: preflight says so
     if args.replicate and args.publish_teachers:
         ap.error("--replicate distils from the published teachers; it does not publish any")
     args.committed_root = args.results_root or REPO / "results"  # the rows a replica is compared with

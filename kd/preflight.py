@@ -52,8 +52,9 @@ def launcher(args):
     """--jobs, --device and the Slurm options of an experiment's command line."""
     if args.jobs < 1:
         raise KDError(f"--jobs must be >= 1, got {args.jobs}.")
-    if args.cpus_per_gpu < 1:
-        raise KDError(f"--cpus-per-gpu must be >= 1, got {args.cpus_per_gpu}.")
+    for flag, value in (("--cpus-per-gpu", args.cpus_per_gpu), ("--runs-per-gpu", args.runs_per_gpu)):
+        if value < 1:
+            raise KDError(f"{flag} must be >= 1, got {value}.")
     resolve_device(args.device)
     if args.launcher == "processes":
         return

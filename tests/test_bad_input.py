@@ -190,6 +190,7 @@ EXPERIMENT_CASES = [(name, args, words) for name in EXPERIMENTS for args, words 
     ("kdas_finding3", ["--seeds", "1000000"], "more than 1000 seeds per condition"),
     ("eskd", ["--jobs", "0"], "--jobs must be >= 1"),
     ("eskd", ["--cpus-per-gpu", "0"], "--cpus-per-gpu must be >= 1"),
+    ("kdas_finding3", ["--runs-per-gpu", "0"], "--runs-per-gpu must be >= 1"),
     ("eskd", ["--device", "cuda"], "no CUDA GPU is visible"),
     ("kdas_finding4", ["--launcher", "slurm", "--partition", "gpu"], "sbatch, which is not installed here"),
     ("eskd", ["--launcher", "submitit-local", "--time", "0"], "--time must be >= 1"),
